@@ -1,0 +1,1 @@
+"""Procedural, deterministic product-photo catalogs for demos, tests and benchmarks (see ``generator``)."""

@@ -1,0 +1,1 @@
+"""Catalog import: reading manifests, checking and normalizing image files, and the import report."""

@@ -1,0 +1,54 @@
+"""The two roles, as Django groups with their permissions.
+
+Researchers manage everything of the project's own apps through the admin; annotators read the catalog and
+work in the review queues. The groups are made by a data migration and re-synced after every ``migrate``, so
+models added later get their permissions without another hand-written migration.
+"""
+
+from typing import Any
+
+ANNOTATOR = "annotator"
+RESEARCHER = "researcher"
+
+# Every permission of these apps goes to researchers.
+RESEARCHER_APPS = ("jobs", "annotation", "mining", "training", "evaluation")
+RESEARCHER_EXTRA = (("auth", "view_user"), ("auth", "view_group"))
+ANNOTATOR_PERMISSIONS = (
+    ("annotation", "view_category"),
+    ("annotation", "view_product"),
+    ("annotation", "view_instance"),
+    ("annotation", "view_image"),
+)
+
+
+def sync_role_groups(*, group_model: Any, permission_model: Any) -> None:
+    """Creates the groups if missing and adds the permissions they should have (never removes any by hand)."""
+    researcher, _ = group_model.objects.get_or_create(name=RESEARCHER)
+    researcher_permissions = list(permission_model.objects.filter(content_type__app_label__in=RESEARCHER_APPS))
+    for app_label, codename in RESEARCHER_EXTRA:
+        researcher_permissions += list(
+            permission_model.objects.filter(content_type__app_label=app_label, codename=codename)
+        )
+    researcher.permissions.add(*researcher_permissions)
+
+    annotator, _ = group_model.objects.get_or_create(name=ANNOTATOR)
+    for app_label, codename in ANNOTATOR_PERMISSIONS:
+        annotator.permissions.add(
+            *permission_model.objects.filter(content_type__app_label=app_label, codename=codename)
+        )
+
+
+def sync_role_groups_after_migrate(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    if sender.label != "annotation":
+        return
+    from django.contrib.auth.models import Group, Permission
+
+    sync_role_groups(group_model=Group.objects.db_manager(using).model, permission_model=Permission)
+
+
+def user_is_researcher(user: Any) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or user.groups.filter(name=RESEARCHER).exists()))
+
+
+def user_is_annotator(user: Any) -> bool:
+    return bool(user.is_authenticated and user.groups.filter(name=ANNOTATOR).exists())

@@ -1,0 +1,34 @@
+"""Pages of the catalog for signed-in users. The review queues come with their own views."""
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from annotation.models import Category
+from annotation.roles import user_is_annotator, user_is_researcher
+from annotation.selectors import catalog_counts, category_list_with_counts, product_list
+from jobs.selectors import job_list
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    is_researcher = user_is_researcher(request.user)
+    context = {
+        "counts": catalog_counts(),
+        "is_researcher": is_researcher,
+        "is_annotator": user_is_annotator(request.user),
+        "recent_jobs": job_list()[:8] if is_researcher else [],
+    }
+    return render(request, "annotation/home.html", context)
+
+
+@login_required
+@permission_required("annotation.view_product", raise_exception=True)
+def catalog(request: HttpRequest) -> HttpResponse:
+    category = None
+    if request.GET.get("category"):
+        category = get_object_or_404(Category, pk=request.GET["category"])
+    page = Paginator(product_list(category=category), 24).get_page(request.GET.get("page"))
+    context = {"categories": category_list_with_counts(), "category": category, "page": page}
+    return render(request, "annotation/catalog.html", context)

@@ -1,0 +1,241 @@
+"""Settings shared by every environment; everything that differs between machines comes from the environment.
+
+Embedded defaults (no DATABASE_URL, no REDIS_URL): an SQLite file and a filesystem Celery broker under DATA_DIR,
+so a fresh clone runs with nothing else installed. Production path: PostgreSQL and Redis from the environment.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DATA_DIR = Path(env.str("TWIN_DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_htmx",
+    "jobs",
+    "annotation",
+    "mining",
+    "training",
+    "evaluation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+# --- Database ------------------------------------------------------------------------------------------
+
+SQLITE_PATH = DATA_DIR / "twin.sqlite3"
+
+
+def sqlite_database(path: Path | str) -> dict:
+    """SQLite tuned for several processes (web, worker, command line) writing at once.
+
+    WAL lets readers run beside one writer; IMMEDIATE transactions take the write lock at BEGIN, so two
+    writers queue on the busy timeout instead of failing with "database is locked" on lock upgrade.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        },
+    }
+
+
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db_url("DATABASE_URL")}
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    DATABASES = {"default": sqlite_database(SQLITE_PATH)}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+# --- Auth ----------------------------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+
+# --- Internationalization ------------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+
+# --- Static files and media ----------------------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+MEDIA_URL = env.str("DJANGO_MEDIA_URL", default="/media/")
+MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(DATA_DIR / "media")))
+
+# "filesystem" keeps media under MEDIA_ROOT; "s3" stores it in a bucket through django-storages. Nothing
+# else in the code knows which one is in use: it only talks to django.core.files.storage.default_storage.
+MEDIA_STORAGE = env.str("TWIN_MEDIA_STORAGE", default="filesystem")
+if MEDIA_STORAGE == "s3":
+    _media_backend = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
+            "region_name": env.str("AWS_S3_REGION_NAME", default=None),
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+elif MEDIA_STORAGE == "filesystem":
+    _media_backend = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+else:
+    raise environ.ImproperlyConfigured(f"TWIN_MEDIA_STORAGE must be 'filesystem' or 's3', not {MEDIA_STORAGE!r}")
+
+STORAGES = {
+    "default": _media_backend,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# Uploads above this size are streamed to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+
+# --- Catalog import ------------------------------------------------------------------------------------
+
+# Server-side folders a researcher may import images from through the admin page. Paths outside these
+# roots are refused, so the admin page can't be used to read arbitrary files on the server.
+CATALOG_IMPORT_ROOTS = [
+    Path(p).resolve()
+    for p in env.list(
+        "TWIN_IMPORT_ROOTS", default=[str(DATA_DIR / "incoming"), str(BASE_DIR / "annotation" / "demo_data")]
+    )
+]
+# Where uploaded manifests and image archives are unpacked before an import job reads them.
+CATALOG_UPLOAD_DIR = DATA_DIR / "uploads"
+# Images larger than this many pixels are rejected before decoding (decompression bombs).
+CATALOG_MAX_IMAGE_PIXELS = env.int("TWIN_MAX_IMAGE_PIXELS", default=40_000_000)
+CATALOG_MAX_IMAGE_BYTES = env.int("TWIN_MAX_IMAGE_BYTES", default=50 * 1024 * 1024)
+# Threads that read and decode images ahead of the database writes (decoding releases the GIL).
+CATALOG_IMPORT_THREADS = env.int("TWIN_IMPORT_THREADS", default=4)
+# Limits on an uploaded zip of images, checked before anything is extracted (zip bombs).
+CATALOG_MAX_ZIP_UNCOMPRESSED_BYTES = env.int("TWIN_MAX_ZIP_BYTES", default=20 * 1024**3)
+CATALOG_MAX_ZIP_ENTRIES = env.int("TWIN_MAX_ZIP_ENTRIES", default=2_000_000)
+
+
+# --- Celery --------------------------------------------------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+else:
+    # Embedded broker: messages are files in a folder that a local worker polls. It needs no server, and a
+    # job started from the admin page still runs in a real worker process, out of the web request.
+    CELERY_BROKER_URL = "filesystem://"
+    _broker_dir = DATA_DIR / "celery" / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "control_folder": str(DATA_DIR / "celery" / "control"),
+        "polling_interval": 0.5,
+    }
+    CELERY_RESULT_BACKEND = f"file://{DATA_DIR / 'celery' / 'results'}"
+
+# Without a worker at all (CELERY_TASK_ALWAYS_EAGER=1) tasks run inside the caller; jobs are recorded the same.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TRACK_STARTED = True
+CELERY_RESULT_EXPIRES = 7 * 24 * 3600
+CELERY_TIMEZONE = TIME_ZONE
+
+
+# --- REST framework ------------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+
+# --- Logging -------------------------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+}

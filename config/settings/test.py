@@ -1,0 +1,35 @@
+"""Settings for the test suite: SQLite in memory unless DATABASE_URL is set, tasks run eagerly by default.
+
+Tests that need a real worker start one on the configured broker (the filesystem broker, or Redis when
+REDIS_URL is set) and switch eager mode off for themselves.
+"""
+
+import tempfile
+from pathlib import Path
+
+from .base import *  # noqa: F403
+from .base import DATABASES, env
+
+SECRET_KEY = "test-only-not-a-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+
+# Each test run gets its own data directory; the media root is reset per test by a fixture.
+DATA_DIR = Path(tempfile.mkdtemp(prefix="twin-test-"))
+MEDIA_ROOT = DATA_DIR / "media"
+CATALOG_UPLOAD_DIR = DATA_DIR / "uploads"
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["NAME"] = str(DATA_DIR / "test.sqlite3")
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
+if not env.str("REDIS_URL", default=""):
+    _broker_dir = DATA_DIR / "celery" / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "control_folder": str(DATA_DIR / "celery" / "control"),
+        "polling_interval": 0.1,
+    }
+    CELERY_RESULT_BACKEND = f"file://{DATA_DIR / 'celery' / 'results'}"

@@ -1,0 +1,141 @@
+"""Writes to jobs: the small API every long-running stage uses to report what it is doing.
+
+State changes are conditional updates (``UPDATE ... WHERE status = ...``) so a cancel from the admin page and a
+progress report from a worker can't overwrite each other, whichever lands first.
+"""
+
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from jobs.models import Job
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job when someone cancelled it; the job stops at its next progress report."""
+
+
+class JobStateError(Exception):
+    """The job is not in a state that allows the requested change."""
+
+
+def job_create(
+    *,
+    kind: str,
+    parameters: dict[str, Any] | None = None,
+    created_by: AbstractBaseUser | None = None,
+    total: int | None = None,
+) -> Job:
+    return Job.objects.create(
+        kind=kind,
+        parameters=parameters or {},
+        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+        progress_total=total,
+    )
+
+
+def job_start(*, job: Job, total: int | None = None, message: str = "") -> Job:
+    """Marks a queued job running. A job cancelled while it waited in the queue raises JobCancelled."""
+    now = timezone.now()
+    fields: dict[str, Any] = {"status": Job.Status.RUNNING, "started_at": now, "heartbeat_at": now, "message": message}
+    if total is not None:
+        fields["progress_total"] = total
+    updated = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(**fields)
+    job.refresh_from_db()
+    if not updated:
+        if job.status == Job.Status.CANCELLED:
+            raise JobCancelled(f"Job {job.pk} was cancelled before it started.")
+        raise JobStateError(f"Job {job.pk} can't start: it is {job.status}.")
+    return job
+
+
+def job_advance(*, job: Job, done: int, total: int | None = None, message: str | None = None) -> Job:
+    """Records progress (absolute count of units done). Raises JobCancelled if the job was cancelled."""
+    fields: dict[str, Any] = {"progress_done": done, "heartbeat_at": timezone.now()}
+    if total is not None:
+        fields["progress_total"] = total
+    if message is not None:
+        fields["message"] = message[:500]
+    updated = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(**fields)
+    if not updated:
+        job.refresh_from_db(fields=["status"])
+        if job.status == Job.Status.CANCELLED:
+            raise JobCancelled(f"Job {job.pk} was cancelled.")
+        raise JobStateError(f"Job {job.pk} is {job.status}, not running.")
+    for name, value in fields.items():
+        setattr(job, name, value)
+    return job
+
+
+def job_finish(
+    *,
+    job: Job,
+    result: dict[str, Any] | None = None,
+    result_file: tuple[str, bytes] | None = None,
+    message: str = "Done.",
+) -> Job:
+    """Marks a running job succeeded with its summary and, optionally, a file (name, content) to download."""
+    saved_name = ""
+    if result_file is not None:
+        name, content = result_file
+        job.result_file.save(name, ContentFile(content), save=False)
+        saved_name = job.result_file.name
+    fields: dict[str, Any] = {
+        "status": Job.Status.SUCCEEDED,
+        "finished_at": timezone.now(),
+        "result": result or {},
+        "result_file": job.result_file.name or "",
+        "message": message,
+    }
+    if job.progress_total is not None:
+        fields["progress_done"] = job.progress_total
+    updated = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(**fields)
+    if not updated and saved_name:
+        job.result_file.storage.delete(saved_name)  # the job ended some other way: the file belongs to no one
+    job.refresh_from_db()
+    if not updated and job.status == Job.Status.CANCELLED:
+        raise JobCancelled(f"Job {job.pk} was cancelled before it finished.")
+    if not updated:
+        raise JobStateError(f"Job {job.pk} can't finish: it is {job.status}.")
+    return job
+
+
+def job_fail(*, job: Job, error: str) -> Job:
+    """Marks a queued or running job failed with a message a person can act on."""
+    Job.objects.filter(pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
+        status=Job.Status.FAILED, finished_at=timezone.now(), error=error, message="Failed."
+    )
+    job.refresh_from_db()
+    return job
+
+
+def job_cancel(*, job: Job) -> Job:
+    """Cancels a queued or running job; a running one stops at its next progress report."""
+    updated = Job.objects.filter(pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
+        status=Job.Status.CANCELLED, finished_at=timezone.now(), message="Cancelled."
+    )
+    job.refresh_from_db()
+    if not updated:
+        raise JobStateError(f"Job {job.pk} is already {job.status}.")
+    return job
+
+
+@contextmanager
+def job_running(*, job: Job, total: int | None = None) -> Iterator[Job]:
+    """Starts the job, and records a failure (with its traceback) if the body raises.
+
+    A cancelled job ends quietly. The body calls ``job_finish`` itself, with its result.
+    """
+    job_start(job=job, total=total)
+    try:
+        yield job
+    except JobCancelled:
+        return
+    except Exception as exc:
+        job_fail(job=job, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+        raise
