@@ -2,8 +2,8 @@
 
 The mining pipeline needs catalogs where the right answers are known: which listings show the same
 physical object (duplicates), which objects are different but nearly identical (near-twins that differ in
-one detail), and which images don't belong (blank or off-category). Real catalogs can't ship with the
-project and model-generated ones need GPUs and weights, so this draws them with Pillow and numpy.
+one detail), and which images don't belong (blank or off-category). Real catalogs don't come with those
+answers and model-generated ones need GPUs and weights, so this draws them with Pillow and numpy.
 
 Every object is an ``InstanceSpec``: a category, colours per part, part shapes, proportions, a logo and a
 brand word. It is drawn once as a cut-out sprite, then photographed from several viewpoints: a
@@ -17,6 +17,7 @@ image has its own generator, so what one of them looks like never depends on dra
 
 import json
 import math
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -374,7 +375,7 @@ def _draw_lamp(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
             c["body"],
         )
     dec.logo(cx, top + shade_h * 0.5, shade_h * 0.17)
-    dec.text(cx, top + shade_h * 0.82, shade_h * 0.15, shade_w * 1.4)
+    dec.text(cx, top + shade_h * 0.82, shade_h * 0.19, shade_w * 1.4)
 
 
 def _draw_teapot(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
@@ -401,7 +402,7 @@ def _draw_teapot(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
     else:
         p.rect(cx - 0.05, knob_y - 0.03, cx + 0.05, knob_y + 0.008, c["lid"], radius=0.01)
     dec.logo(cx, cy + ry * 0.05, ry * 0.36)
-    dec.text(cx, cy + ry * 0.62, ry * 0.22, rx * 1.2)
+    dec.text(cx, cy + ry * 0.62, ry * 0.26, rx * 1.2)
 
 
 def _draw_speaker(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
@@ -426,7 +427,7 @@ def _draw_speaker(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
         driver(y0 + h * 0.39, min(w * 0.3, h * 0.14))
         driver(y0 + h * 0.7, min(w * 0.3, h * 0.14))
     dec.logo(x0 + w * 0.16, y1 - h * 0.075, h * 0.04)
-    dec.text(cx + w * 0.1, y1 - h * 0.075, h * 0.065, w * 0.55)
+    dec.text(cx + w * 0.1, y1 - h * 0.075, h * 0.075, w * 0.55)
 
 
 def _draw_headphones(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
@@ -445,7 +446,7 @@ def _draw_headphones(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
         else:
             p.ellipse(x, cup_y, rx, ry, c["body"])
     dec.logo(cx - span, cup_y, 0.042)
-    dec.text(cx + span, cup_y, 0.036, rx * 1.7)
+    dec.text(cx + span, cup_y, 0.048, rx * 1.8)
 
 
 def _draw_clock(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
@@ -486,7 +487,7 @@ def _draw_clock(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
             width,
         )
     p.ellipse(cx, cy, 0.014, 0.014, c["hands"], outline=False)
-    dec.text(cx, cy - r * 0.36, r * 0.15, r * 0.9)
+    dec.text(cx, cy - r * 0.36, r * 0.17, r * 0.9)
     dec.logo(cx, cy + r * 0.42, r * 0.11)
 
 
@@ -515,7 +516,7 @@ def _draw_camera(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
     p.ellipse(
         lx - lens_r * 0.2, ly - lens_r * 0.2, lens_r * 0.14, lens_r * 0.1, (196, 208, 232), outline=False
     )
-    dec.text(x0 + w * 0.16 + 0.055, y0 + 0.045, 0.032, 0.1)
+    dec.text(x0 + w * 0.16 + 0.065, y0 + 0.045, 0.042, 0.13)
     dec.logo(x1 - 0.07, y1 - 0.05, 0.024)
 
 
@@ -549,61 +550,70 @@ def _draw_sneaker(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
     length, height = d["length"], d["height"]
     toe, base_y = 0.5 - length / 2, 0.66
 
-    def at(u: float, v: float) -> tuple[float, float]:
+    def at(u: float, v: float) -> tuple[float, float]:  # u: toe -> heel, v: sole -> collar
         return (toe + u * length, base_y - v * height)
 
-    upper = [(0, 0), (0.02, 0.25), (0.12, 0.45), (0.35, 0.62), (0.5, 0.9), (0.56, 1.0), (0.62, 0.86)]
-    upper += [(0.8, 0.86), (0.92, 1.0), (1.0, 0.92), (1.02, 0.3), (1.0, 0)]
+    upper = [(0, 0), (-0.015, 0.14), (0.02, 0.3), (0.1, 0.4), (0.28, 0.5), (0.44, 0.68), (0.52, 0.84)]
+    upper += [
+        (0.58, 0.86),
+        (0.62, 0.74),
+        (0.7, 0.66),
+        (0.82, 0.7),
+        (0.94, 0.84),
+        (1.0, 0.8),
+        (1.02, 0.45),
+        (1.0, 0),
+    ]
     p.polygon([at(u, v) for u, v in upper], c["body"])
-    p.polygon([at(u, v) for u, v in ((0, 0), (0.02, 0.25), (0.12, 0.43), (0.22, 0.46), (0.25, 0))], c["toe"])
-    p.polygon([at(u, v) for u, v in ((0.9, 0.98), (1.0, 0.92), (1.02, 0.45), (0.94, 0.5))], c["heel"])
+    toe_cap = [(0, 0), (-0.015, 0.14), (0.02, 0.3), (0.1, 0.4), (0.19, 0.43), (0.24, 0.2), (0.23, 0)]
+    p.polygon([at(u, v) for u, v in toe_cap], c["toe"])
+    p.polygon(
+        [at(u, v) for u, v in ((0.9, 0.8), (0.94, 0.84), (1.0, 0.8), (1.02, 0.45), (0.93, 0.45))], c["heel"]
+    )
     stripe = s.shapes["stripe"]
     if stripe == "swoosh":
         p.tapered(
-            [at(u, v) for u, v in _bezier((0.3, 0.28), (0.62, 0.0), (0.9, 0.52))], 0.05, 0.012, c["stripe"]
+            [at(u, v) for u, v in _bezier((0.28, 0.3), (0.6, 0.0), (0.92, 0.42))], 0.05, 0.012, c["stripe"]
         )
     elif stripe == "bars":
-        for u in (0.5, 0.58, 0.66):
-            p.polygon([at(u, 0.08), at(u + 0.04, 0.08), at(u + 0.1, 0.6), at(u + 0.06, 0.6)], c["stripe"])
+        for u in (0.48, 0.56, 0.64):
+            p.polygon([at(u, 0.08), at(u + 0.04, 0.08), at(u + 0.1, 0.45), at(u + 0.06, 0.45)], c["stripe"])
     else:
-        p.polygon([at(u, v) for u, v in ((0.45, 0.1), (0.82, 0.1), (0.82, 0.36), (0.5, 0.42))], c["stripe"])
+        p.polygon([at(u, v) for u, v in ((0.42, 0.08), (0.82, 0.08), (0.82, 0.36), (0.46, 0.4))], c["stripe"])
     for k in range(4):
-        u, v = 0.33 + k * 0.05, 0.6 + k * 0.075
-        p.line([at(u - 0.025, v - 0.08), at(u + 0.03, v + 0.06)], c["laces"], 0.012)
+        f = (k + 0.5) / 4
+        u, v = 0.3 + 0.2 * f, 0.5 + 0.3 * f
+        p.line([at(u + 0.025, v - 0.13), at(u - 0.015, v - 0.02)], c["laces"], 0.012)
     thick = 0.05 if s.shapes["sole"] == "flat" else 0.085
-    p.rect(toe - 0.012, base_y - 0.006, toe + length * 1.02 + 0.006, base_y + thick, c["sole"], radius=0.025)
-    dec.logo(toe + length * 0.86, base_y - height * 0.62, 0.03)
-    dec.text(toe + length * 0.7, base_y - height * 0.74, 0.034, length * 0.18)
+    p.rect(toe - 0.02, base_y - 0.006, toe + length * 1.02 + 0.006, base_y + thick, c["sole"], radius=0.025)
+    dec.logo(toe + length * 0.86, base_y - height * 0.57, 0.03)
+    dec.text(toe + length * 0.62, base_y - height * 0.55, 0.04, length * 0.2)
 
 
 def _draw_hat(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
     d, c = s.dims, s.colors
-    cx, base_y, rx, ry = 0.55, 0.62, d["crown_w"], d["crown_h"]
+    cx, base_y, rx, ry = 0.56, 0.6, d["crown_w"], d["crown_h"]
     p.pieslice(cx, base_y, rx, ry, 180, 360, c["body"])
     seam = _darker(c["body"], 0.78)
     p.arc(cx, base_y, rx * 0.45, ry, 270, 360, 0.006, seam)
     p.arc(cx, base_y, rx * 0.45, ry, 180, 270, 0.006, seam)
     p.rect(cx - rx, base_y - 0.022, cx + rx, base_y, _darker(c["body"], 0.85))
-    front = cx - rx * 0.7
-    if s.shapes["brim"] == "flat":
-        brim = [
-            (front, base_y - 0.012),
-            (cx - rx - 0.19, base_y + 0.008),
-            (cx - rx - 0.2, base_y + 0.04),
-            (front, base_y + 0.03),
-        ]
-    else:
-        upper = _bezier(
-            (front, base_y - 0.012), (cx - rx - 0.05, base_y - 0.02), (cx - rx - 0.16, base_y + 0.09), 10
-        )
-        lower = _bezier(
-            (cx - rx - 0.15, base_y + 0.12), (cx - rx - 0.04, base_y + 0.03), (front, base_y + 0.03), 10
-        )
-        brim = upper + lower
-    p.polygon(brim, c["brim"])
+    # The brim, seen a little from above: a thin upper edge and a lower edge that bulges towards the viewer.
+    front, reach = cx - rx * 0.72, 0.21
+    drop = 0.012 if s.shapes["brim"] == "flat" else 0.07
+    upper = _bezier(
+        (front, base_y - 0.015), (front - reach * 0.55, base_y - 0.02), (front - reach, base_y + drop), 10
+    )
+    lower = _bezier(
+        (front - reach, base_y + drop + 0.014),
+        (front - reach * 0.4, base_y + 0.07 + drop),
+        (front + 0.06, base_y + 0.03),
+        10,
+    )
+    p.polygon(upper + lower, c["brim"])
     p.ellipse(cx, base_y - ry, 0.024, 0.014, c["button"])
     dec.logo(cx - rx * 0.34, base_y - ry * 0.5, ry * 0.16)
-    dec.text(cx - rx * 0.2, base_y - ry * 0.18, ry * 0.12, rx * 0.8)
+    dec.text(cx - rx * 0.2, base_y - ry * 0.18, ry * 0.14, rx * 0.8)
 
 
 def _draw_toy_car(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
@@ -653,7 +663,7 @@ def _draw_toy_car(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
         p.ellipse(wx, yb, r, r, _TYRE)
         p.ellipse(wx, yb, r * 0.5, r * 0.5, c["hubcaps"])
     dec.logo(0.5, yt + 0.03, 0.022)
-    dec.text(0.5, yt + 0.115, 0.04, length * 0.28)
+    dec.text(0.5, yt + 0.115, 0.048, length * 0.3)
 
 
 def _draw_robot_toy(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
@@ -690,7 +700,7 @@ def _draw_robot_toy(p: _Painter, s: InstanceSpec, dec: _Decals) -> None:
     p.line([(cx - 0.04, 0.335), (cx + 0.04, 0.335)], _darker(c["body"], 0.5), 0.008, outline=False)
     p.rect(cx - bw * 0.62, 0.45, cx + bw * 0.62, 0.62, c["panel"], radius=0.012)
     dec.logo(cx, 0.5, 0.028)
-    dec.text(cx, 0.575, 0.032, bw * 1.1)
+    dec.text(cx, 0.575, 0.038, bw * 1.15)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -852,19 +862,20 @@ def _brand(rng: np.random.Generator) -> str:
     return word.upper()
 
 
-def _constraints(category: Category, part: str) -> list[tuple[str, float]]:
-    """(other part, minimum colour distance) pairs that keep `part` visible against what it touches."""
-    pairs: list[tuple[str, float]] = []
+def _constraints(category: Category, part: str) -> list[tuple[str, float, float]]:
+    """(other part, minimum colour distance, minimum luminance gap) for what `part` must stand out against."""
+    pairs: list[tuple[str, float, float]] = []
     for other, ref in [(p, category.contrast_with.get(p, "body")) for p in category.parts]:
         if part == other and ref != part:
-            pairs.append((ref, 90.0))
+            pairs.append((ref, 90.0, 0.0))
         elif part == ref and other != part:
-            pairs.append((other, 90.0))
+            pairs.append((other, 90.0, 0.0))
+    # Print must be legible: different hue is not enough, it needs a lightness gap too.
     surface = category.decal_surface
     if part in ("logo", "text"):
-        pairs.append((surface, 110.0))
+        pairs.append((surface, 110.0, 50.0))
     elif part == surface:
-        pairs += [("logo", 110.0), ("text", 110.0)]
+        pairs += [("logo", 110.0, 50.0), ("text", 110.0, 50.0)]
     return pairs
 
 
@@ -879,8 +890,12 @@ def _color_pick(
             continue
         fallback = fallback or candidate
         if all(
-            other not in colors or _distance(candidate, colors[other]) >= gap
-            for other, gap in _constraints(category, part)
+            other not in colors
+            or (
+                _distance(candidate, colors[other]) >= gap
+                and abs(_luminance(candidate) - _luminance(colors[other])) >= lightness
+            )
+            for other, gap, lightness in _constraints(category, part)
         ):
             return candidate
     # Every colour clashes (tiny palettes): better a low-contrast part than a failure.
@@ -912,13 +927,15 @@ def instance_spec_sample(rng: np.random.Generator, *, key: str, category: str | 
 def twin_make(spec: InstanceSpec, rng: np.random.Generator, *, key: str) -> tuple[InstanceSpec, str]:
     """A near-twin: the same object with exactly one detail changed, and what changed."""
     cat = CATEGORIES[spec.category]
-    options: list[str] = []
+    # Pick the kind of change first, so that logo and text changes don't crowd out part changes.
+    kinds: list[list[str]] = []
     if spec.logo:
-        options += ["logo removed", "logo recoloured"]
+        kinds.append(["logo removed", "logo recoloured"])
     if spec.brand:
-        options.append("text changed")
-    options += [f"{part} recoloured" for part in cat.recolourable]
-    options += [f"{part} reshaped" for part in cat.shapes]
+        kinds.append(["text changed"])
+    kinds.append([f"{part} recoloured" for part in cat.recolourable])
+    kinds.append([f"{part} reshaped" for part in cat.shapes])
+    options = kinds[int(rng.integers(len(kinds)))]
     change = options[int(rng.integers(len(options)))]
     part, _, what = change.rpartition(" ")
     if change == "logo removed":
@@ -995,7 +1012,18 @@ def _decal_draw(p: _Painter, spec: InstanceSpec, decal: _Decal, cx: float) -> No
     width = _font(px).getlength(text)
     if width > decal.max_width * p.size:  # shrink long words to fit their surface
         px = max(6, int(px * decal.max_width * p.size / width))
-    p.draw.text((cx * p.size, decal.cy * p.size), text, font=_font(px), fill=spec.colors["text"], anchor="mm")
+    color = spec.colors["text"]
+    # A thin stroke in the same colour: the bundled font is light, and small print should survive a JPEG.
+    stroke = max(1, px // 16)
+    p.draw.text(
+        (cx * p.size, decal.cy * p.size),
+        text,
+        font=_font(px),
+        fill=color,
+        anchor="mm",
+        stroke_width=stroke,
+        stroke_fill=color,
+    )
 
 
 def instance_draw(spec: InstanceSpec, *, size: int, flipped: bool = False) -> Image.Image:
@@ -1172,14 +1200,18 @@ def _background(view: ViewParams, size: int, rng: np.random.Generator) -> Image.
         t = np.clip(xs * math.cos(view.bg_param) + ys * math.sin(view.bg_param) + 0.5, 0, 1)
         return _enlarge(a + (b - a) * t[..., None], size)
     if view.background == "noise":
-        # A mottled backdrop: two octaves of random values, smoothly enlarged.
-        coarse = np.asarray(
-            Image.fromarray(rng.integers(0, 256, size=(5, 5), dtype=np.uint8)).resize(
-                (_LOW, _LOW), Image.Resampling.BICUBIC
-            ),
-            dtype=np.float32,
-        )
-        t = (0.7 * coarse + 0.3 * rng.integers(0, 256, size=(_LOW, _LOW))) / 255 * 0.6
+        # A mottled backdrop: two octaves of random values, each smoothly enlarged (a finer octave shows
+        # its grid once enlarged to full size).
+        octaves = [
+            np.asarray(
+                Image.fromarray(rng.integers(0, 256, size=(n, n), dtype=np.uint8)).resize(
+                    (_LOW, _LOW), Image.Resampling.BICUBIC
+                ),
+                dtype=np.float32,
+            )
+            for n in (4, 7)
+        ]
+        t = (0.65 * octaves[0] + 0.35 * octaves[1]) / 255 * 0.6
         return _enlarge(a + (b - a) * t[..., None], size, Image.Resampling.BICUBIC)
     # A table: a wall above, a surface with faint wood grain below, a lit edge between. Built as a narrow
     # strip (every row, few columns) and stretched sideways.
@@ -1366,11 +1398,18 @@ def _bad_image(plan: CatalogPlan, product: ProductPlan, size: int) -> Image.Imag
     return view_render(instance_draw(spec, size=size, flipped=view.flip), view, size=size)
 
 
+def _is_demo_images(folder: Path) -> bool:
+    """Only product folders as this module names them (also after an interrupted run, before ground truth)."""
+    return folder.is_dir() and all(
+        child.is_dir() and re.fullmatch(r"DEMO-\d{6,}", child.name) for child in folder.iterdir()
+    )
+
+
 def demo_catalog_make(*, output_dir: Path, instances: int, seed: int, image_size: int = 256) -> DemoCatalog:
     """Writes a demo catalog under output_dir: manifest.jsonl, images/<product_id>/<n>.jpg, ground_truth.json.
 
-    A previous demo catalog in output_dir is replaced; anything else already in images/ is refused rather
-    than deleted.
+    A previous demo catalog in output_dir is replaced; an images/ folder holding anything else is refused
+    rather than deleted.
     """
     if instances < 1:
         raise ValueError(f"instances must be at least 1, not {instances}")
@@ -1385,13 +1424,12 @@ def demo_catalog_make(*, output_dir: Path, instances: int, seed: int, image_size
         ground_truth_path=output_dir / "ground_truth.json",
     )
     if catalog.images_root.exists():
-        if not catalog.ground_truth_path.exists():
+        if not _is_demo_images(catalog.images_root):
             raise FileExistsError(
-                f"{catalog.images_root} exists and is not from a demo catalog; not overwriting it"
+                f"{catalog.images_root} holds files that are not a demo catalog's; not touching it"
             )
-        shutil.rmtree(
-            catalog.images_root
-        )  # stale folders of a larger earlier catalog would confuse an import
+        # Stale folders of a larger earlier catalog would confuse an import.
+        shutil.rmtree(catalog.images_root)
     catalog.images_root.mkdir(parents=True)
 
     plan = catalog_plan(instances=instances, seed=seed)

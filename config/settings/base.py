@@ -95,6 +95,9 @@ def sqlite_database(path: Path | str) -> dict:
 
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        # An SQLite file named by URL gets the same tuning as the embedded one.
+        DATABASES = {"default": sqlite_database(DATABASES["default"]["NAME"])}
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:

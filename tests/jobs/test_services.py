@@ -87,7 +87,9 @@ def test_a_job_runs_from_start_to_finish_with_progress_and_a_result_file(media_r
     assert row.heartbeat_at >= first_heartbeat
     assert row.finished_at is None
 
-    job_finish(job=job, result={"products": 4}, result_file=("report.json", b'{"products": 4}'), message="All done")
+    job_finish(
+        job=job, result={"products": 4}, result_file=("report.json", b'{"products": 4}'), message="All done"
+    )
     row = fresh(job)
     assert row.status == Job.Status.SUCCEEDED
     assert row.is_finished
@@ -336,7 +338,8 @@ def test_a_cancel_between_two_progress_reports_is_never_overwritten():
     assert worker_copy.status == Job.Status.RUNNING  # stale, as a worker's copy is
     with pytest.raises(JobCancelled):
         job_advance(job=worker_copy, done=20, total=200, message="Line 20")
-    worker_copy.status = Job.Status.RUNNING  # even a worker that ignores what it was told can't undo the cancel
+    # Even a worker that ignores what it was told can't undo the cancel.
+    worker_copy.status = Job.Status.RUNNING
     with pytest.raises(JobCancelled):
         job_finish(job=worker_copy, result={"products": 100})
     job_fail(job=worker_copy, error="late failure")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from celery.result import EagerResult
+from celery.signals import after_task_publish
 from django.conf import settings as django_settings
 from django.db import connections
 
@@ -33,18 +35,27 @@ def worker() -> Iterator[str]:
     """A worker thread consuming a queue of its own on the configured broker; yields the queue's name.
 
     The queue is unique to the test, so a message left on a shared Redis by another run can't reach this
-    worker, and this test's message can't reach another run's worker.
+    worker, and this test's messages can't reach another run's worker. The queue and the results of the tasks
+    sent are removed afterwards.
     """
     queue = f"twin-test-{uuid.uuid4().hex[:12]}"
     conf = celery_app.conf
-    saved = {
-        name: conf[name] for name in ("task_always_eager", "task_default_queue", "worker_hijack_root_logger")
+    overrides = {
+        "task_always_eager": False,
+        "task_default_queue": queue,
+        "worker_hijack_root_logger": False,
+        "worker_enable_remote_control": False,
     }
+    saved = {name: conf[name] for name in overrides}
     queues = celery_app.amqp.queues
     saved_consume_from = queues._consume_from  # start_worker(queues=...) narrows the app's own Queues object
-    conf.task_always_eager = False
-    conf.task_default_queue = queue
-    conf.worker_hijack_root_logger = False
+    sent: list[str] = []
+
+    def remember(headers: dict, **kwargs) -> None:
+        sent.append(headers["id"])
+
+    after_task_publish.connect(remember, weak=False)
+    conf.update(overrides)
     try:
         with start_worker(
             celery_app,
@@ -56,7 +67,14 @@ def worker() -> Iterator[str]:
         ):
             yield queue
     finally:
+        after_task_publish.disconnect(remember)
         queues._consume_from = saved_consume_from
+        with celery_app.connection_for_write() as connection:
+            bound = queues[queue](connection.default_channel)
+            bound.declare()  # makes the binding known to this channel, so that delete removes it too
+            bound.delete()
+        for task_id in sent:
+            celery_app.AsyncResult(task_id).forget()
         conf.update(saved)
         connections.close_all()
 
@@ -135,6 +153,7 @@ def test_worker_runs_an_enqueued_catalog_import(worker, manifest: Path, images_r
     image_files = sorted(Image.objects.values_list("file", flat=True))
     assert catalog_import_task(job.pk) == {"job": job.pk, "status": Job.Status.SUCCEEDED}
     redelivered = catalog_import_task.delay(job.pk)
+    assert not isinstance(redelivered, EagerResult)
     assert redelivered.get(timeout=WAIT_SECONDS) == {"job": job.pk, "status": "succeeded"}
     after = Job.objects.get(pk=job.pk)
     assert (after.status, after.finished_at, after.result, after.result_file.name, after.progress_done) == (
