@@ -55,7 +55,9 @@ class ImageInline(admin.TabularInline):
 
 class CatalogImportForm(forms.Form):
     source = forms.CharField(
-        initial="default", max_length=100, help_text="Name of the listing source; product ids are unique per source."
+        initial="default",
+        max_length=100,
+        help_text="Name of the listing source; product ids are unique per source.",
     )
     manifest = forms.FileField(help_text="JSON lines, one product per line (see the README for the format).")
     images_zip = forms.FileField(
@@ -112,7 +114,12 @@ class ProductAdmin(admin.ModelAdmin):
             else:
                 messages.success(request, f"Import job #{job.pk} queued.")
                 return redirect("jobs:detail", job_id=job.pk)
-        context = {**self.admin_site.each_context(request), "form": form, "title": "Import a catalog", "opts": self.opts}
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Import a catalog",
+            "opts": self.opts,
+        }
         return TemplateResponse(request, "admin/annotation/product/import.html", context)
 
 
@@ -136,7 +143,9 @@ class InstanceAdmin(admin.ModelAdmin):
 
     @admin.display(description="images")
     def previews(self, instance: Instance) -> str:
-        images = Image.objects.filter(product__instance=instance, is_listed=True).order_by("product_id", "position")[:4]
+        images = Image.objects.filter(product__instance=instance, is_listed=True).order_by(
+            "product_id", "position"
+        )[:4]
         return format_html_join("", "{}", ((thumbnail(image, 48),) for image in images))
 
     @admin.display(description="products")
@@ -159,7 +168,9 @@ class InstanceAdmin(admin.ModelAdmin):
         target = instances[0]
         for source in instances[1:]:
             try:
-                instance_merge(source=source, target=target, merged_by=request.user, reason="merged in the admin")
+                instance_merge(
+                    source=source, target=target, merged_by=request.user, reason="merged in the admin"
+                )
             except MergeError as exc:
                 self.message_user(request, f"Instance #{source.pk}: {exc}", messages.ERROR)
             else:
@@ -168,12 +179,31 @@ class InstanceAdmin(admin.ModelAdmin):
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "preview", "product", "position", "width", "height", "origin", "review_status", "is_listed"]
+    list_display = [
+        "id",
+        "preview",
+        "product",
+        "position",
+        "width",
+        "height",
+        "origin",
+        "review_status",
+        "is_listed",
+    ]
     list_filter = ["origin", "review_status", "is_listed", "product__category"]
     search_fields = ["sha256", "product__external_id", "source_path"]
     list_select_related = ["product"]
     raw_id_fields = ["product"]
-    readonly_fields = ["preview", "sha256", "source_sha256", "source_path", "width", "height", "file", "created_at"]
+    readonly_fields = [
+        "preview",
+        "sha256",
+        "source_sha256",
+        "source_path",
+        "width",
+        "height",
+        "file",
+        "created_at",
+    ]
 
     @admin.display(description="image")
     def preview(self, image: Image) -> str:
@@ -184,7 +214,16 @@ class ImageAdmin(admin.ModelAdmin):
 class InstanceMergeAdmin(admin.ModelAdmin):
     list_display = ["id", "source", "target", "merged_by", "merged_at", "undone_at", "undone_by"]
     list_filter = ["undone_at"]
-    readonly_fields = ["source", "target", "moved_products", "reason", "merged_by", "merged_at", "undone_by", "undone_at"]
+    readonly_fields = [
+        "source",
+        "target",
+        "moved_products",
+        "reason",
+        "merged_by",
+        "merged_at",
+        "undone_by",
+        "undone_at",
+    ]
     actions = ["undo"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

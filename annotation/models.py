@@ -45,7 +45,9 @@ class Instance(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["merged_into"], name="instance_active_idx", condition=Q(merged_into=None))]
+        indexes = [
+            models.Index(fields=["merged_into"], name="instance_active_idx", condition=Q(merged_into=None))
+        ]
 
     def __str__(self) -> str:
         return f"{self.name or 'instance'} #{self.pk}"
@@ -72,7 +74,9 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["source", "external_id"]
-        constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="product_unique_per_source")]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="product_unique_per_source")
+        ]
 
     def __str__(self) -> str:
         return f"{self.external_id}: {self.title[:60]}"
@@ -86,12 +90,16 @@ class Image(models.Model):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="images")
     file = models.FileField(upload_to="images/", max_length=500)
     sha256 = models.CharField(
-        max_length=64, unique=True, help_text="SHA-256 of the stored (normalized) file: one row per distinct image."
+        max_length=64,
+        unique=True,
+        help_text="SHA-256 of the stored (normalized) file: one row per distinct image.",
     )
     source_sha256 = models.CharField(
         max_length=64, blank=True, db_index=True, help_text="SHA-256 of the file as it was imported."
     )
-    source_path = models.CharField(max_length=1000, blank=True, help_text="Path in the manifest it came from.")
+    source_path = models.CharField(
+        max_length=1000, blank=True, help_text="Path in the manifest it came from."
+    )
     position = models.PositiveIntegerField(default=0, help_text="Order within the product's listing.")
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()

@@ -24,7 +24,9 @@ ANNOTATOR_PERMISSIONS = (
 def sync_role_groups(*, group_model: Any, permission_model: Any) -> None:
     """Creates the groups if missing and adds the permissions they should have (never removes any by hand)."""
     researcher, _ = group_model.objects.get_or_create(name=RESEARCHER)
-    researcher_permissions = list(permission_model.objects.filter(content_type__app_label__in=RESEARCHER_APPS))
+    researcher_permissions = list(
+        permission_model.objects.filter(content_type__app_label__in=RESEARCHER_APPS)
+    )
     for app_label, codename in RESEARCHER_EXTRA:
         researcher_permissions += list(
             permission_model.objects.filter(content_type__app_label=app_label, codename=codename)

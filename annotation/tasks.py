@@ -1,22 +1,22 @@
 """Celery tasks of the catalog: thin wrappers that fetch by id and call a service."""
 
+from contextlib import suppress
+
 from celery import shared_task
 
 from annotation.services.catalog_import import CatalogImportError
 from annotation.services.catalog_import_jobs import catalog_import_job_run
-from jobs.models import Job
+from jobs.services import JobCancelled, job_claim_for_worker
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def catalog_import_task(job_id: int) -> dict:
-    job = Job.objects.get(pk=job_id)
-    if job.status != Job.Status.QUEUED:
-        # A redelivered message for a job that already ran (or was cancelled): nothing to do.
-        return {"job": job_id, "status": job.status}
-    try:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def catalog_import_task(self, job_id: int) -> dict:
+    job = job_claim_for_worker(job_id=job_id, task_id=self.request.id or "")
+    if job is None:
+        # Already finished, cancelled, or running under a live worker (a duplicate delivery): nothing to do.
+        return {"job": job_id, "ran": False}
+    # Both end the job with its status and message recorded; retrying the same input can't help.
+    with suppress(CatalogImportError, JobCancelled):
         catalog_import_job_run(job=job)
-    except CatalogImportError:
-        pass  # the job row holds the error for the researcher; retrying the same input can't help
     job.refresh_from_db()
-    return {"job": job_id, "status": job.status}
-
+    return {"job": job_id, "ran": True, "status": job.status}

@@ -46,7 +46,9 @@ print(json.dumps({{"fresh_s": fresh, "again_s": again, "first": first.summary(),
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--instances", type=int, default=4000, help="generated instances (~5 images each)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=1)
@@ -67,19 +69,34 @@ def main() -> None:
 
         results: dict[str, list[dict]] = {"baseline (1 thread)": [], f"pipeline ({args.workers} threads)": []}
         for repeat in range(args.repeats):
-            for label, workers in (("baseline (1 thread)", 1), (f"pipeline ({args.workers} threads)", args.workers)):
-                results[label].append(run_one(tmp_path / "catalog", workers, tmp_path / f"data-{label[:4]}-{repeat}"))
+            for label, workers in (
+                ("baseline (1 thread)", 1),
+                (f"pipeline ({args.workers} threads)", args.workers),
+            ):
+                results[label].append(
+                    run_one(tmp_path / "catalog", workers, tmp_path / f"data-{label[:4]}-{repeat}")
+                )
 
-        print(f"{'configuration':<24} {'fresh import':>14} {'images/s':>10} {'re-import':>11} {'images/s':>10}")
+        print(
+            f"{'configuration':<24} {'fresh import':>14} {'images/s':>10} {'re-import':>11} {'images/s':>10}"
+        )
         medians = {}
         for label, runs in results.items():
             fresh = statistics.median(run["fresh_s"] for run in runs)
             again = statistics.median(run["again_s"] for run in runs)
             medians[label] = fresh
-            print(f"{label:<24} {fresh:>12.1f} s {images / fresh:>10.0f} {again:>9.1f} s {images / again:>10.0f}")
+            print(
+                f"{label:<24} {fresh:>12.1f} s {images / fresh:>10.0f} {again:>9.1f} s {images / again:>10.0f}"
+            )
         summary = results[f"pipeline ({args.workers} threads)"][0]
-        print("first import:", json.dumps(summary["first"]["images"]), json.dumps(summary["first"]["products"]))
-        print("re-import:   ", json.dumps(summary["second"]["images"]), json.dumps(summary["second"]["products"]))
+        print(
+            "first import:", json.dumps(summary["first"]["images"]), json.dumps(summary["first"]["products"])
+        )
+        print(
+            "re-import:   ",
+            json.dumps(summary["second"]["images"]),
+            json.dumps(summary["second"]["products"]),
+        )
         baseline, pipeline = medians.values()
         print(f"speed-up of the pipeline over the baseline (fresh import): {baseline / pipeline:.2f}x")
 

@@ -16,8 +16,21 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["kind", "message", "error"]
     list_select_related = ["created_by"]
     readonly_fields = [
-        "kind", "status", "parameters", "progress", "message", "result", "download", "error", "created_by",
-        "celery_task_id", "created_at", "started_at", "finished_at", "heartbeat_at", "live_page",
+        "kind",
+        "status",
+        "parameters",
+        "progress",
+        "message",
+        "result",
+        "download",
+        "error",
+        "created_by",
+        "celery_task_id",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "heartbeat_at",
+        "live_page",
     ]
     exclude = ["result_file", "progress_done", "progress_total"]
     actions = ["cancel"]
@@ -28,7 +41,9 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="progress")
     def progress(self, job: Job) -> str:
         if job.progress_total:
-            return f"{job.progress_done:,} / {job.progress_total:,} ({100 * (job.progress_fraction or 0):.0f}%)"
+            return (
+                f"{job.progress_done:,} / {job.progress_total:,} ({100 * (job.progress_fraction or 0):.0f}%)"
+            )
         return f"{job.progress_done:,}"
 
     @admin.display(description="result file")

@@ -25,7 +25,9 @@ class Job(models.Model):
     progress_total = models.PositiveBigIntegerField(null=True, blank=True, help_text="Empty while unknown.")
     message = models.CharField(max_length=500, blank=True, help_text="What the job is doing right now.")
     result = models.JSONField(default=dict, blank=True, help_text="A summary written when the job succeeds.")
-    result_file = models.FileField(upload_to="jobs/", blank=True, help_text="A report or artifact to download.")
+    result_file = models.FileField(
+        upload_to="jobs/", blank=True, help_text="A report or artifact to download."
+    )
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"

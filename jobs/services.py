@@ -7,8 +7,10 @@ progress report from a worker can't overwrite each other, whichever lands first.
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.utils import timezone
@@ -42,7 +44,12 @@ def job_create(
 def job_start(*, job: Job, total: int | None = None, message: str = "") -> Job:
     """Marks a queued job running. A job cancelled while it waited in the queue raises JobCancelled."""
     now = timezone.now()
-    fields: dict[str, Any] = {"status": Job.Status.RUNNING, "started_at": now, "heartbeat_at": now, "message": message}
+    fields: dict[str, Any] = {
+        "status": Job.Status.RUNNING,
+        "started_at": now,
+        "heartbeat_at": now,
+        "message": message,
+    }
     if total is not None:
         fields["progress_total"] = total
     updated = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(**fields)
@@ -51,6 +58,27 @@ def job_start(*, job: Job, total: int | None = None, message: str = "") -> Job:
         if job.status == Job.Status.CANCELLED:
             raise JobCancelled(f"Job {job.pk} was cancelled before it started.")
         raise JobStateError(f"Job {job.pk} can't start: it is {job.status}.")
+    return job
+
+
+def job_claim_for_worker(
+    *, job_id: int, task_id: str = "", stale_after: timedelta | None = None
+) -> Job | None:
+    """The job a task message names, if that message should run it; None otherwise.
+
+    Queued jobs run. A job left running by a worker that died (no heartbeat for ``stale_after``) is put back in
+    the queue and runs again, which is why every stage's work must be safe to repeat. Finished jobs, and jobs a
+    live worker is still running (a duplicate delivery), don't run.
+    """
+    stale_after = stale_after or timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
+    Job.objects.filter(
+        pk=job_id, status=Job.Status.RUNNING, heartbeat_at__lt=timezone.now() - stale_after
+    ).update(status=Job.Status.QUEUED, message="Restarted: its worker stopped sending progress.")
+    if task_id:
+        Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(celery_task_id=task_id)
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.status != Job.Status.QUEUED:
+        return None
     return job
 
 

@@ -43,7 +43,9 @@ def job_result_file(request: HttpRequest, job_id: int) -> FileResponse:
         raise Http404("This job has no file.")
     name = PurePosixPath(job.result_file.name).name
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return FileResponse(job.result_file.open("rb"), as_attachment=True, filename=name, content_type=content_type)
+    return FileResponse(
+        job.result_file.open("rb"), as_attachment=True, filename=name, content_type=content_type
+    )
 
 
 @require_POST

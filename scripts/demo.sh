@@ -24,14 +24,12 @@ python manage.py create_demo_users
 echo "== Demo catalog 1: $DEMO_INSTANCES generated instances (seed $DEMO_SEED)"
 python manage.py make_demo_catalog --instances "$DEMO_INSTANCES" --seed "$DEMO_SEED" --output "$DATA/demo/generated"
 python manage.py import_catalog "$DATA/demo/generated/manifest.jsonl" --images-root "$DATA/demo/generated/images" \
-  --source demo-generated --report "$DATA/demo/generated/import-report.json" --no-progress -v 0
-echo "   imported; report in $DATA/demo/generated/import-report.json"
+  --source demo-generated --report "$DATA/demo/generated/import-report.json" --no-progress
 
 echo "== Demo catalog 2: the real DreamBooth subset (20 instances, 105 photos)"
 python manage.py make_folder_manifest annotation/demo_data/dreambooth_subset --output "$DATA/demo/dreambooth-manifest.jsonl"
 python manage.py import_catalog "$DATA/demo/dreambooth-manifest.jsonl" --images-root annotation/demo_data/dreambooth_subset \
-  --source dreambooth --report "$DATA/demo/dreambooth-import-report.json" --no-progress -v 0
-echo "   imported; report in $DATA/demo/dreambooth-import-report.json"
+  --source dreambooth --report "$DATA/demo/dreambooth-import-report.json" --no-progress
 
 WORKER_PID=""
 if [ "${CELERY_TASK_ALWAYS_EAGER:-0}" != "1" ]; then

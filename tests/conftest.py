@@ -35,7 +35,12 @@ def plain_user(db):
 
 
 def image_bytes(
-    *, size: tuple[int, int] = (64, 48), mode: str = "RGB", format: str = "JPEG", seed: int = 0, **save_options
+    *,
+    size: tuple[int, int] = (64, 48),
+    mode: str = "RGB",
+    format: str = "JPEG",
+    seed: int = 0,
+    **save_options,
 ) -> bytes:
     """A small noisy picture (distinct per seed) encoded in the given mode and format."""
     rng = np.random.default_rng(seed)

@@ -70,6 +70,8 @@ class ImageFactory(factory.django.DjangoModelFactory):
 
     product = factory.SubFactory(ProductFactory)
     sha256 = factory.Sequence(lambda n: hashlib.sha256(f"image {n}".encode()).hexdigest())
-    file = factory.LazyAttribute(lambda image: ContentFile(b"not decoded in these tests", name=f"{image.sha256}.jpg"))
+    file = factory.LazyAttribute(
+        lambda image: ContentFile(b"not decoded in these tests", name=f"{image.sha256}.jpg")
+    )
     width = 64
     height = 64

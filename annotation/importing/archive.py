@@ -34,7 +34,9 @@ def zip_extract_safely(*, archive: Path, destination: Path, max_total_bytes: int
             name = member.filename.replace("\\", "/")
             pure = PurePosixPath(name)
             if pure.is_absolute() or ".." in pure.parts or (len(name) > 1 and name[1] == ":"):
-                raise ArchiveRejected(f"the zip entry {member.filename!r} would be written outside its folder")
+                raise ArchiveRejected(
+                    f"the zip entry {member.filename!r} would be written outside its folder"
+                )
             target = destination.joinpath(*pure.parts)
             planned.append((member, target))
 

@@ -40,7 +40,9 @@ def folder_manifest_build(
             if not folder.is_dir():
                 raise FolderLayoutError(f"classes.csv lists {subject!r} but {folder} is not a folder")
             files = sorted(
-                path.name for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+                path.name
+                for path in folder.iterdir()
+                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
             )
             record = {
                 "product_id": f"{id_prefix}{subject}",

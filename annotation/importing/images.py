@@ -91,7 +91,9 @@ def read_image_file(*, images_root: Path, manifest_path: str, limits: ImageLimit
         content = path.read_bytes()
     except OSError as exc:
         raise ImageRejected(f"file can't be read ({exc.strerror or exc})") from None
-    return RawImage(manifest_path=manifest_path, content=content, source_sha256=hashlib.sha256(content).hexdigest())
+    return RawImage(
+        manifest_path=manifest_path, content=content, source_sha256=hashlib.sha256(content).hexdigest()
+    )
 
 
 def normalize_image(raw: RawImage, *, limits: ImageLimits) -> NormalizedImage:

@@ -86,15 +86,21 @@ def parse_manifest_line(raw_line: bytes, line_number: int) -> ManifestRow | Mani
         text = raw_line.decode("utf-8")
     except UnicodeDecodeError as exc:
         return ManifestLineError(
-            line_number, None, f"line is not valid UTF-8 (byte 0x{raw_line[exc.start]:02x} at position {exc.start})"
+            line_number,
+            None,
+            f"line is not valid UTF-8 (byte 0x{raw_line[exc.start]:02x} at position {exc.start})",
         )
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
-        return ManifestLineError(line_number, None, f"line is not valid JSON: {exc.msg} at column {exc.colno}")
+        return ManifestLineError(
+            line_number, None, f"line is not valid JSON: {exc.msg} at column {exc.colno}"
+        )
     if not isinstance(record, dict):
         return ManifestLineError(
-            line_number, None, f"line must be a JSON object with the product's fields, not a {_json_type(record)}"
+            line_number,
+            None,
+            f"line must be a JSON object with the product's fields, not a {_json_type(record)}",
         )
 
     product_id = record.get("product_id")

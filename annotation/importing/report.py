@@ -61,4 +61,3 @@ class ImportReport:
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, ensure_ascii=False)
-

@@ -79,7 +79,9 @@ class RowRejected(Exception):
 
 
 def image_limits_from_settings() -> ImageLimits:
-    return ImageLimits(max_pixels=settings.CATALOG_MAX_IMAGE_PIXELS, max_bytes=settings.CATALOG_MAX_IMAGE_BYTES)
+    return ImageLimits(
+        max_pixels=settings.CATALOG_MAX_IMAGE_PIXELS, max_bytes=settings.CATALOG_MAX_IMAGE_BYTES
+    )
 
 
 def catalog_import(
@@ -114,7 +116,9 @@ def catalog_import(
                 for entry in batch:
                     if isinstance(entry, ManifestLineError):
                         report.products["rejected"] += 1
-                        report.rejections.append(ImportProblem(entry.line_number, entry.product_id, entry.reason))
+                        report.rejections.append(
+                            ImportProblem(entry.line_number, entry.product_id, entry.reason)
+                        )
                     else:
                         importer.import_row(entry, prepared[entry.line_number])
                 report.lines_read = batch[-1].line_number
@@ -147,7 +151,9 @@ def _prepare_images(
     for image_id, source_sha, product_id, external_id in Image.objects.filter(
         source_sha256__in=source_hashes
     ).values_list("id", "source_sha256", "product_id", "product__external_id"):
-        known[source_sha] = KnownImage(image_id=image_id, product_id=product_id, product_external_id=external_id)
+        known[source_sha] = KnownImage(
+            image_id=image_id, product_id=product_id, product_external_id=external_id
+        )
 
     def finish(raw: RawImage | ImageRejected) -> ImageOutcome:
         if isinstance(raw, ImageRejected):
@@ -200,7 +206,9 @@ class _RowImporter:
                     self.report.products["rejected"] += 1
                     self.report.rejections.append(
                         ImportProblem(
-                            row.line_number, row.product_id, "conflicting change by another import; run it again"
+                            row.line_number,
+                            row.product_id,
+                            "conflicting change by another import; run it again",
                         )
                     )
                     return
@@ -233,7 +241,11 @@ class _RowImporter:
         if product is None:
             instance = Instance.objects.create(category=category, name=row.title[:500])
             product = Product.objects.create(
-                source=self.source, external_id=row.product_id, title=row.title, category=category, instance=instance
+                source=self.source,
+                external_id=row.product_id,
+                title=row.title,
+                category=category,
+                instance=instance,
             )
             result.product_outcome = "imported"
             existing_images: list[Image] = []
@@ -251,12 +263,18 @@ class _RowImporter:
         if not kept_ids:
             result.product_outcome = "rejected"
             if result.images["duplicates"] and not result.images["rejected"]:
-                reason = "every image of the product is an exact duplicate of an image already imported; skipped"
+                reason = (
+                    "every image of the product is an exact duplicate of an image already imported; skipped"
+                )
             else:
-                reason = f"none of the product's {len(row.images)} image(s) could be imported; product skipped"
+                reason = (
+                    f"none of the product's {len(row.images)} image(s) could be imported; product skipped"
+                )
             result.problems.append(ImportProblem(row.line_number, row.product_id, reason))
             # Undo the row; what we learned about each image stays in the report.
-            result.images = Counter({"rejected": result.images["rejected"], "duplicates": result.images["duplicates"]})
+            result.images = Counter(
+                {"rejected": result.images["rejected"], "duplicates": result.images["duplicates"]}
+            )
             raise RowRejected(result)
         if result.product_outcome == "unchanged" and (
             result.images["imported"] or result.images["updated"] or result.images["withdrawn"]
@@ -315,7 +333,9 @@ class _RowImporter:
         for path, outcome in images:
             if isinstance(outcome, ImageRejected):
                 result.images["rejected"] += 1
-                result.problems.append(ImportProblem(row.line_number, row.product_id, str(outcome), image=path))
+                result.problems.append(
+                    ImportProblem(row.line_number, row.product_id, str(outcome), image=path)
+                )
                 continue
             if isinstance(outcome, KnownImage):
                 existing = mine.get(outcome.image_id) or Image.objects.select_related("product").get(

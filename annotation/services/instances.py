@@ -19,7 +19,9 @@ def instance_merge(
     # Lock both rows in id order so two opposite merges can't deadlock or cross each other.
     locked = {
         instance.pk: instance
-        for instance in Instance.objects.select_for_update().filter(pk__in=[source.pk, target.pk]).order_by("pk")
+        for instance in Instance.objects.select_for_update()
+        .filter(pk__in=[source.pk, target.pk])
+        .order_by("pk")
     }
     source, target = locked[source.pk], locked[target.pk]
     if source.pk == target.pk:
@@ -27,7 +29,9 @@ def instance_merge(
     if not source.is_active:
         raise MergeError(f"instance #{source.pk} was already merged into #{source.merged_into_id}")
     if not target.is_active:
-        raise MergeError(f"instance #{target.pk} was merged into #{target.merged_into_id}; merge into that one")
+        raise MergeError(
+            f"instance #{target.pk} was merged into #{target.merged_into_id}; merge into that one"
+        )
 
     products = list(Product.objects.filter(instance=source))
     merge = InstanceMerge.objects.create(

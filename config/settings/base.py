@@ -154,7 +154,9 @@ if MEDIA_STORAGE == "s3":
 elif MEDIA_STORAGE == "filesystem":
     _media_backend = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 else:
-    raise environ.ImproperlyConfigured(f"TWIN_MEDIA_STORAGE must be 'filesystem' or 's3', not {MEDIA_STORAGE!r}")
+    raise environ.ImproperlyConfigured(
+        f"TWIN_MEDIA_STORAGE must be 'filesystem' or 's3', not {MEDIA_STORAGE!r}"
+    )
 
 STORAGES = {
     "default": _media_backend,
@@ -220,6 +222,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TRACK_STARTED = True
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
 CELERY_TIMEZONE = TIME_ZONE
+
+
+# A running job whose worker sent no progress for this long is taken to be dead; its redelivered task message
+# (acks_late) then runs it again. Every stage reports progress well within this.
+JOB_STALE_AFTER_SECONDS = env.int("TWIN_JOB_STALE_AFTER_SECONDS", default=600)
 
 
 # --- REST framework ------------------------------------------------------------------------------------

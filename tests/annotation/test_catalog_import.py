@@ -24,7 +24,13 @@ def write_manifest(path: Path, records: list) -> Path:
 
 
 def product(product_id: str, images: list[str], category: str = "vase", **fields) -> dict:
-    return {"product_id": product_id, "title": f"Product {product_id}", "category": category, "images": images, **fields}
+    return {
+        "product_id": product_id,
+        "title": f"Product {product_id}",
+        "category": category,
+        "images": images,
+        **fields,
+    }
 
 
 @pytest.fixture
@@ -106,13 +112,19 @@ def test_exact_duplicates_are_stored_once_and_reported(tmp_path, images_root, wr
     write_image("C/0.jpg", content=same)  # a product whose only image is a duplicate
     manifest = write_manifest(
         tmp_path / "m.jsonl",
-        [product("A", ["A/0.jpg", "A/1.jpg"]), product("B", ["B/0.jpg", "B/1.jpg"]), product("C", ["C/0.jpg"])],
+        [
+            product("A", ["A/0.jpg", "A/1.jpg"]),
+            product("B", ["B/0.jpg", "B/1.jpg"]),
+            product("C", ["C/0.jpg"]),
+        ],
     )
     report = run(manifest, images_root)
     assert Image.objects.filter(sha256=Image.objects.get(source_path="A/0.jpg").sha256).count() == 1
     assert report.images["imported"] == 2 and report.images["duplicates"] == 3
     original = Image.objects.get(source_path="A/0.jpg")
-    assert {(d.product_id, d.image, d.duplicate_of_image_id, d.duplicate_of_product_id) for d in report.duplicates} == {
+    assert {
+        (d.product_id, d.image, d.duplicate_of_image_id, d.duplicate_of_product_id) for d in report.duplicates
+    } == {
         ("A", "A/1.jpg", original.pk, "A"),
         ("B", "B/0.jpg", original.pk, "A"),
         ("C", "C/0.jpg", original.pk, "A"),
@@ -137,7 +149,9 @@ def test_every_bad_input_is_reported_and_the_good_rows_still_import(tmp_path, im
             b"{not json}\n",
             b'{"product_id": "U", "title": "\xff\xfe", "category": "vase", "images": ["good/0.jpg"]}\n',
             product("NOTITLE", ["good/0.jpg"], title=""),
-            product("MIXED", ["mixed/ok.jpg", "mixed/cut.jpg", "../outside.jpg", "/etc/hosts", "missing.jpg"]),
+            product(
+                "MIXED", ["mixed/ok.jpg", "mixed/cut.jpg", "../outside.jpg", "/etc/hosts", "missing.jpg"]
+            ),
             product("ALLBAD", ["bad/text.jpg"]),
             product("GOOD", ["good/0.jpg"]),
             product("LATER", ["later/0.jpg"]),
@@ -147,7 +161,9 @@ def test_every_bad_input_is_reported_and_the_good_rows_still_import(tmp_path, im
 
     assert set(Product.objects.values_list("external_id", flat=True)) == {"GOOD", "MIXED", "LATER"}
     assert report.products == {"imported": 3, "rejected": 5}
-    assert list(Product.objects.get(external_id="MIXED").images.values_list("source_path", flat=True)) == ["mixed/ok.jpg"]
+    assert list(Product.objects.get(external_id="MIXED").images.values_list("source_path", flat=True)) == [
+        "mixed/ok.jpg"
+    ]
     by_line = {(problem.line, problem.image): problem for problem in report.rejections}
     assert "not valid JSON" in by_line[(2, None)].reason
     assert "UTF-8" in by_line[(3, None)].reason
@@ -216,7 +232,9 @@ def test_missing_images_root_is_an_error(catalog, tmp_path):
 def test_categories_match_case_insensitively(tmp_path, images_root, write_image):
     write_image("a.jpg", seed=1)
     write_image("b.jpg", seed=2)
-    manifest = write_manifest(tmp_path / "m.jsonl", [product("A", ["a.jpg"], "Vase"), product("B", ["b.jpg"], "vase")])
+    manifest = write_manifest(
+        tmp_path / "m.jsonl", [product("A", ["a.jpg"], "Vase"), product("B", ["b.jpg"], "vase")]
+    )
     run(manifest, images_root)
     assert list(Category.objects.values_list("name", flat=True)) == ["Vase"]
 
@@ -236,7 +254,12 @@ class TestCommand:
         out, err = StringIO(), StringIO()
         report_path = tmp_path / "report.json"
         call_command(
-            "import_catalog", str(catalog), images_root=str(images_root), report=str(report_path), stdout=out, stderr=err
+            "import_catalog",
+            str(catalog),
+            images_root=str(images_root),
+            report=str(report_path),
+            stdout=out,
+            stderr=err,
         )
         report = json.loads(report_path.read_text())
         assert report["products"]["imported"] == 2 and report["products"]["rejected"] == 1
@@ -270,4 +293,3 @@ class TestCommand:
         )
         assert unreadable.returncode != 0
         assert "not a readable file" in unreadable.stderr
-

@@ -72,7 +72,12 @@ def test_numeric_product_id_is_taken_as_text(tmp_path):
 
 def test_bad_json_and_non_objects(tmp_path):
     entries = read(tmp_path, b'{"product_id": "A", "title": \n[1, 2]\n"text"\n' + line(GOOD))
-    assert [type(entry) for entry in entries] == [ManifestLineError, ManifestLineError, ManifestLineError, ManifestRow]
+    assert [type(entry) for entry in entries] == [
+        ManifestLineError,
+        ManifestLineError,
+        ManifestLineError,
+        ManifestRow,
+    ]
     assert "not valid JSON" in entries[0].reason and "column" in entries[0].reason
     assert "JSON object" in entries[1].reason and "a list" in entries[1].reason
     assert entries[3].line_number == 4
@@ -87,7 +92,12 @@ def test_invalid_utf8_only_costs_its_line(tmp_path):
 
 
 def test_utf8_bom_blank_lines_crlf_and_no_final_newline(tmp_path):
-    content = b"\xef\xbb\xbf" + line(GOOD).replace(b"\n", b"\r\n") + b"\n   \n" + line({**GOOD, "product_id": "B"})[:-1]
+    content = (
+        b"\xef\xbb\xbf"
+        + line(GOOD).replace(b"\n", b"\r\n")
+        + b"\n   \n"
+        + line({**GOOD, "product_id": "B"})[:-1]
+    )
     entries = read(tmp_path, content)
     assert [entry.product_id for entry in entries] == ["B00X1", "B"]
     assert [entry.line_number for entry in entries] == [1, 4]
@@ -95,12 +105,16 @@ def test_utf8_bom_blank_lines_crlf_and_no_final_newline(tmp_path):
 
 
 def test_non_ascii_text_is_kept(tmp_path):
-    (row,) = read(tmp_path, json.dumps({**GOOD, "title": "Vase en céramique 花瓶"}, ensure_ascii=False).encode())
+    (row,) = read(
+        tmp_path, json.dumps({**GOOD, "title": "Vase en céramique 花瓶"}, ensure_ascii=False).encode()
+    )
     assert row.title == "Vase en céramique 花瓶"
 
 
 def test_repeated_product_id_is_rejected_after_its_first_line(tmp_path):
-    entries = read(tmp_path, line(GOOD) + line({**GOOD, "title": "again"}) + line({**GOOD, "product_id": "C"}))
+    entries = read(
+        tmp_path, line(GOOD) + line({**GOOD, "title": "again"}) + line({**GOOD, "product_id": "C"})
+    )
     assert isinstance(entries[0], ManifestRow)
     assert isinstance(entries[1], ManifestLineError)
     assert "already appeared on line 1" in entries[1].reason

@@ -30,7 +30,9 @@ def zip_of(entries: dict[str, bytes]) -> bytes:
 
 
 def images_zip() -> bytes:
-    return zip_of({"z1/0.jpg": image_bytes(seed=1), "z1/1.jpg": image_bytes(seed=2), "z2/0.jpg": image_bytes(seed=3)})
+    return zip_of(
+        {"z1/0.jpg": image_bytes(seed=1), "z1/1.jpg": image_bytes(seed=2), "z2/0.jpg": image_bytes(seed=3)}
+    )
 
 
 IMPORT_URL = reverse("admin:annotation_product_import")
@@ -61,12 +63,19 @@ def test_researcher_uploads_a_manifest_with_a_zip_and_gets_a_report(client, rese
     report = json.loads(b"".join(download.streaming_content))
     assert report["images"]["imported"] == 3
     assert report["rejections"] == [
-        {"line": 2, "product_id": "Z2", "reason": "file not found under the images root", "image": "z2/nope.jpg"}
+        {
+            "line": 2,
+            "product_id": "Z2",
+            "reason": "file not found under the images root",
+            "image": "z2/nope.jpg",
+        }
     ]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_researcher_imports_from_a_server_folder_inside_the_allowed_roots(client, researcher, settings, tmp_path):
+def test_researcher_imports_from_a_server_folder_inside_the_allowed_roots(
+    client, researcher, settings, tmp_path
+):
     root = tmp_path / "incoming" / "shop"
     (root / "z1").mkdir(parents=True)
     (root / "z2").mkdir()
@@ -87,11 +96,14 @@ def test_researcher_imports_from_a_server_folder_inside_the_allowed_roots(client
     "folder, message",
     [("/etc", "imports may only read folders inside"), ("relative/path", "absolute path")],
 )
-def test_server_folders_outside_the_roots_are_refused(client, researcher, settings, tmp_path, folder, message):
+def test_server_folders_outside_the_roots_are_refused(
+    client, researcher, settings, tmp_path, folder, message
+):
     settings.CATALOG_IMPORT_ROOTS = [tmp_path]
     client.force_login(researcher)
     response = client.post(
-        IMPORT_URL, {"source": "s", "manifest": SimpleUploadedFile("m.jsonl", MANIFEST), "server_images_root": folder}
+        IMPORT_URL,
+        {"source": "s", "manifest": SimpleUploadedFile("m.jsonl", MANIFEST), "server_images_root": folder},
     )
     assert response.status_code == 200
     assert message in response.content.decode()

@@ -92,11 +92,15 @@ def test_admin_action_merges_and_undoes(client, researcher):
     b, _ = instance_with_products(2)
     client.force_login(researcher)
     client.post(
-        "/admin/annotation/instance/", {"action": "merge_into_first", "_selected_action": [a.pk, b.pk]}, follow=True
+        "/admin/annotation/instance/",
+        {"action": "merge_into_first", "_selected_action": [a.pk, b.pk]},
+        follow=True,
     )
     b.refresh_from_db()
     assert b.merged_into == a and a.products.count() == 3
     merge = InstanceMerge.objects.get()
-    client.post("/admin/annotation/instancemerge/", {"action": "undo", "_selected_action": [merge.pk]}, follow=True)
+    client.post(
+        "/admin/annotation/instancemerge/", {"action": "undo", "_selected_action": [merge.pk]}, follow=True
+    )
     b.refresh_from_db()
     assert b.is_active and b.products.count() == 2

@@ -48,7 +48,9 @@ def test_home_page_per_role(client, researcher, annotator, plain_user):
     assert "Open the catalog" not in page
 
 
-def test_catalog_page_shows_products_with_their_images(client, annotator, plain_user, django_assert_max_num_queries):
+def test_catalog_page_shows_products_with_their_images(
+    client, annotator, plain_user, django_assert_max_num_queries
+):
     images = [ImageFactory() for _ in range(3)]
     client.force_login(annotator)
     with django_assert_max_num_queries(12):
@@ -62,7 +64,9 @@ def test_catalog_page_shows_products_with_their_images(client, annotator, plain_
     assert client.get(reverse("catalog")).status_code == 403
 
 
-def test_catalog_page_query_count_does_not_grow_with_products(client, annotator, django_assert_max_num_queries):
+def test_catalog_page_query_count_does_not_grow_with_products(
+    client, annotator, django_assert_max_num_queries
+):
     for _ in range(30):
         ImageFactory()
     client.force_login(annotator)
@@ -80,4 +84,6 @@ def test_demo_users_are_debug_only(settings):
 
     user = authenticate(username="researcher", password="twin-researcher")
     assert user is not None and user.is_staff and user.groups.filter(name=RESEARCHER).exists()
-    assert authenticate(username="annotator", password="twin-annotator").groups.filter(name=ANNOTATOR).exists()
+    assert (
+        authenticate(username="annotator", password="twin-annotator").groups.filter(name=ANNOTATOR).exists()
+    )

@@ -1,11 +1,13 @@
 """The job lifecycle through jobs.services: the API every long-running stage reports through."""
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.db import connections
+from django.utils import timezone
 
 from jobs.models import Job
 from jobs.services import (
@@ -13,6 +15,7 @@ from jobs.services import (
     JobStateError,
     job_advance,
     job_cancel,
+    job_claim_for_worker,
     job_create,
     job_fail,
     job_finish,
@@ -389,3 +392,35 @@ def test_a_cancel_from_another_thread_stops_a_busy_worker():
     assert row.status == Job.Status.CANCELLED
     assert row.finished_at == cancelled.finished_at
     assert row.progress_done == outcome["last_done"] < 1_000_000
+
+
+class TestClaimForWorker:
+    """What a task does with its message: run queued jobs, re-run jobs of dead workers, skip the rest."""
+
+    def test_a_queued_job_is_claimed_and_remembers_its_task(self, queued_job):
+        claimed = job_claim_for_worker(job_id=queued_job.pk, task_id="task-1")
+        assert claimed.pk == queued_job.pk and claimed.celery_task_id == "task-1"
+
+    def test_a_running_job_with_a_live_worker_is_not_run_twice(self, running_job):
+        job_advance(job=running_job, done=1)
+        assert job_claim_for_worker(job_id=running_job.pk, stale_after=timedelta(minutes=5)) is None
+        running_job.refresh_from_db()
+        assert running_job.status == Job.Status.RUNNING
+
+    def test_a_running_job_whose_worker_died_is_queued_again(self, running_job):
+        Job.objects.filter(pk=running_job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=11))
+        claimed = job_claim_for_worker(job_id=running_job.pk, stale_after=timedelta(minutes=10))
+        assert claimed is not None and claimed.status == Job.Status.QUEUED
+        assert "Restarted" in claimed.message
+        job_start(job=claimed)
+
+    @pytest.mark.parametrize("end", ["finish", "cancel", "fail"])
+    def test_finished_jobs_and_missing_ones_are_skipped(self, running_job, end):
+        {
+            "finish": lambda: job_finish(job=running_job),
+            "cancel": lambda: job_cancel(job=running_job),
+            "fail": lambda: job_fail(job=running_job, error="x"),
+        }[end]()
+        Job.objects.filter(pk=running_job.pk).update(heartbeat_at=timezone.now() - timedelta(days=1))
+        assert job_claim_for_worker(job_id=running_job.pk, stale_after=timedelta(minutes=1)) is None
+        assert job_claim_for_worker(job_id=999_999) is None

@@ -19,8 +19,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("manifest", type=Path, help="The manifest, one JSON object per line.")
-        parser.add_argument("--images-root", type=Path, required=True, help="Image paths are relative to this.")
-        parser.add_argument("--source", default="default", help="Name of the listing source (default: default).")
+        parser.add_argument(
+            "--images-root", type=Path, required=True, help="Image paths are relative to this."
+        )
+        parser.add_argument(
+            "--source", default="default", help="Name of the listing source (default: default)."
+        )
         parser.add_argument("--report", type=Path, help="Also write the JSON report to this file.")
         parser.add_argument("--no-progress", action="store_true", help="Don't draw a progress bar.")
 
@@ -29,7 +33,9 @@ class Command(BaseCommand):
         if not manifest.is_file():
             raise CommandError(f"manifest {manifest} is not a readable file")
         job = catalog_import_job_create(
-            manifest_path=manifest.resolve(), images_root=Path(options["images_root"]).resolve(), source=options["source"]
+            manifest_path=manifest.resolve(),
+            images_root=Path(options["images_root"]).resolve(),
+            source=options["source"],
         )
         show_progress = not options["no_progress"] and options["verbosity"] > 0
         # tqdm draws with carriage returns, so it writes to the raw stream, not Django's line-ending wrapper.
@@ -52,11 +58,15 @@ class Command(BaseCommand):
 
         if options["report"]:
             Path(options["report"]).write_text(report.to_json(), encoding="utf-8")
-        summary = report.summary()
-        self.stdout.write(json.dumps({"job": job.pk, **summary}, indent=2))
-        if report.rejections and options["verbosity"] > 0:
+        if options["verbosity"] == 0:
+            return
+        if options["verbosity"] >= 2:
+            self.stdout.write(json.dumps({"job": job.pk, **report.summary()}, indent=2))
+        if report.rejections:
             self.stdout.write(f"{len(report.rejections)} rejection(s); the first ones:")
             for problem in report.rejections[:10]:
                 where = f" {problem.image}" if problem.image else ""
-                self.stdout.write(f"  line {problem.line} {problem.product_id or '?'}{where}: {problem.reason}")
+                self.stdout.write(
+                    f"  line {problem.line} {problem.product_id or '?'}{where}: {problem.reason}"
+                )
         self.stdout.write(self.style.SUCCESS(f"Import job #{job.pk} {job.status}: {job.message}"))

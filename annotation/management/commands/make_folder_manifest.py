@@ -26,6 +26,10 @@ class Command(BaseCommand):
             )
         except FolderLayoutError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"Wrote {result.products} products, {result.images} images to {result.manifest_path}")
+        self.stdout.write(
+            f"Wrote {result.products} products, {result.images} images to {result.manifest_path}"
+        )
         if result.folders_without_class:
-            self.stdout.write(f"Folders not listed in the classes file: {', '.join(result.folders_without_class)}")
+            self.stdout.write(
+                f"Folders not listed in the classes file: {', '.join(result.folders_without_class)}"
+            )
