@@ -194,13 +194,13 @@ class _RowImporter:
                 with transaction.atomic():
                     result = self._write_row(row, images, written_files)
             except RowRejected as rejected:
-                _delete_files(written_files)
+                self._forget_rolled_back(row, written_files)
                 self._record(rejected.result)
                 return
             except IntegrityError as exc:
                 # Another import wrote the same product or image between our read and our write: try once more
                 # against the state it left.
-                _delete_files(written_files)
+                self._forget_rolled_back(row, written_files)
                 if attempt == 2:
                     logger.warning("line %s: conflicting concurrent write: %s", row.line_number, exc)
                     self.report.products["rejected"] += 1
@@ -214,12 +214,17 @@ class _RowImporter:
                     return
                 continue
             except BaseException:
-                _delete_files(written_files)
+                self._forget_rolled_back(row, written_files)
                 raise
             if result.category_created is not None:
                 self.report.categories_created += 1
             self._record(result)
             return
+
+    def _forget_rolled_back(self, row: ManifestRow, written_files: list[str]) -> None:
+        """Drops what the rolled-back transaction wrote: its new files, and a category it may have created."""
+        _delete_files(written_files)
+        self.categories.pop(row.category.casefold(), None)
 
     def _record(self, result: RowResult) -> None:
         self.report.products[result.product_outcome] += 1

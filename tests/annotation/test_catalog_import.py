@@ -293,3 +293,57 @@ class TestCommand:
         )
         assert unreadable.returncode != 0
         assert "not a readable file" in unreadable.stderr
+
+
+def test_a_rejected_row_that_created_a_category_does_not_break_the_next_rows(
+    tmp_path, images_root, write_image
+):
+    write_image("bad.jpg", content=b"not an image")
+    write_image("good.jpg", seed=5)
+    manifest = write_manifest(
+        tmp_path / "m.jsonl",
+        [
+            product("BAD", ["bad.jpg"], "teapot", supercategory="Kitchen"),
+            product("GOOD", ["good.jpg"], "teapot", supercategory="Home & Kitchen"),
+        ],
+    )
+    report = run(manifest, images_root)
+    assert report.products == {"rejected": 1, "imported": 1}
+    teapot = Category.objects.get(name="teapot")
+    assert teapot.supercategory == "Home & Kitchen"
+    assert Product.objects.get(external_id="GOOD").category == teapot
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_the_same_catalog_at_once_store_everything_once(tmp_path, images_root, write_image):
+    import threading
+
+    from django.db import connection
+
+    records = []
+    for n in range(40):
+        write_image(f"p{n}/0.jpg", seed=1000 + n)
+        write_image(f"p{n}/1.jpg", seed=2000 + n)
+        records.append(product(f"P{n}", [f"p{n}/0.jpg", f"p{n}/1.jpg"]))
+    manifest = write_manifest(tmp_path / "m.jsonl", records)
+    reports, errors = [], []
+
+    def import_in_thread() -> None:
+        try:
+            reports.append(run(manifest, images_root))
+        except Exception as exc:  # reported below; a thread's exception would otherwise vanish
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=import_in_thread) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert Product.objects.count() == 40 and Image.objects.count() == 80 and Instance.objects.count() == 40
+    assert sum(report.products["imported"] for report in reports) == 40
+    assert all(report.products["rejected"] == 0 and report.images["rejected"] == 0 for report in reports)
+    stored = sorted(path.name for path in Path(default_storage.location).rglob("*.jpg"))
+    assert stored == sorted(Path(name).name for name in Image.objects.values_list("file", flat=True))

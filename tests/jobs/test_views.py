@@ -68,6 +68,15 @@ def test_job_page_of_a_finished_job_stops_polling_and_offers_the_result(
     assert "Result" in page and "products" in page
 
 
+def test_job_page_shows_nested_results_as_readable_text(researcher_client: Client, running_job: Job):
+    job_finish(
+        job=running_job, result={"images": {"imported": 20187, "rejected": 1}, "duration_seconds": 2.5}
+    )
+    page = researcher_client.get(url("detail", running_job)).content.decode()
+    assert "imported 20,187 · rejected 1" in page
+    assert "2.5" in page and "{'imported'" not in page
+
+
 def test_progress_partial_polls_while_the_job_runs(researcher_client: Client, running_job: Job):
     job_advance(job=running_job, done=3, message="Line 3 of 5")
 

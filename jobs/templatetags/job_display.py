@@ -1,0 +1,19 @@
+"""Shows job parameters and results, which are JSON, as text a person reads at a glance."""
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def readable(value: object) -> str:
+    """``{"imported": 3, "rejected": 1}`` -> ``imported 3 · rejected 1``; lists joined by commas."""
+    if isinstance(value, dict):
+        return " · ".join(f"{key} {readable(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(readable(item) for item in value)
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
