@@ -1,9 +1,11 @@
 """Pages of the catalog for signed-in users. The review queues come with their own views."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.static import serve
 
 from annotation.models import Category
 from annotation.roles import user_is_annotator, user_is_researcher
@@ -32,3 +34,15 @@ def catalog(request: HttpRequest) -> HttpResponse:
     page = Paginator(product_list(category=category), 24).get_page(request.GET.get("page"))
     context = {"categories": category_list_with_counts(), "category": category, "page": page}
     return render(request, "annotation/catalog.html", context)
+
+
+@login_required
+def media_file(request: HttpRequest, path: str) -> HttpResponse:
+    """A file under MEDIA_ROOT, for signed-in users only. ``serve`` refuses paths that leave the root."""
+    response = serve(request, path, document_root=settings.MEDIA_ROOT)
+    if path.startswith("images/"):
+        # Image names are their content's hash, so a cached copy never goes stale.
+        response["Cache-Control"] = "private, max-age=31536000, immutable"
+    else:
+        response["Cache-Control"] = "private, no-cache"
+    return response

@@ -1,8 +1,9 @@
 from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
+
+from annotation.views import media_file
 
 admin.site.site_header = "TWIN data engine"
 admin.site.site_title = "TWIN admin"
@@ -16,5 +17,6 @@ urlpatterns = [
     path("", include("annotation.urls")),
 ]
 
-if settings.DEBUG and settings.MEDIA_STORAGE == "filesystem":
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+if settings.MEDIA_STORAGE == "filesystem" and settings.MEDIA_URL.startswith("/"):
+    # Catalog photos are not public: the site serves them to signed-in users (S3 serves signed URLs instead).
+    urlpatterns.append(re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", media_file, name="media"))

@@ -192,6 +192,19 @@ CATALOG_MAX_ZIP_ENTRIES = env.int("TWIN_MAX_ZIP_ENTRIES", default=2_000_000)
 
 # --- Celery --------------------------------------------------------------------------------------------
 
+
+def embedded_celery_broker(data_dir: Path, *, polling_interval: float) -> tuple[dict, str]:
+    """Transport options of kombu's filesystem broker, and a file result backend, under ``data_dir``."""
+    broker_dir = data_dir / "celery" / "broker"
+    options = {
+        "data_folder_in": str(broker_dir),
+        "data_folder_out": str(broker_dir),
+        "control_folder": str(data_dir / "celery" / "control"),
+        "polling_interval": polling_interval,
+    }
+    return options, f"file://{data_dir / 'celery' / 'results'}"
+
+
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -201,14 +214,9 @@ else:
     # Embedded broker: messages are files in a folder that a local worker polls. It needs no server, and a
     # job started from the admin page still runs in a real worker process, out of the web request.
     CELERY_BROKER_URL = "filesystem://"
-    _broker_dir = DATA_DIR / "celery" / "broker"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir),
-        "data_folder_out": str(_broker_dir),
-        "control_folder": str(DATA_DIR / "celery" / "control"),
-        "polling_interval": 0.5,
-    }
-    CELERY_RESULT_BACKEND = f"file://{DATA_DIR / 'celery' / 'results'}"
+    CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_RESULT_BACKEND = embedded_celery_broker(
+        DATA_DIR, polling_interval=0.5
+    )
 
 # Without a worker at all (CELERY_TASK_ALWAYS_EAGER=1) tasks run inside the caller; jobs are recorded the same.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

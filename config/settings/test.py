@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import DATABASES, env
+from .base import DATABASES, embedded_celery_broker, env
 
 SECRET_KEY = "test-only-not-a-secret"
 DEBUG = False
@@ -28,11 +28,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["NAME"] = str(DATA_DIR / "test.sqlite3")
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
 if not env.str("REDIS_URL", default=""):
-    _broker_dir = DATA_DIR / "celery" / "broker"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir),
-        "data_folder_out": str(_broker_dir),
-        "control_folder": str(DATA_DIR / "celery" / "control"),
-        "polling_interval": 0.1,
-    }
-    CELERY_RESULT_BACKEND = f"file://{DATA_DIR / 'celery' / 'results'}"
+    CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_RESULT_BACKEND = embedded_celery_broker(
+        DATA_DIR, polling_interval=0.1
+    )

@@ -87,3 +87,17 @@ def test_demo_users_are_debug_only(settings):
     assert (
         authenticate(username="annotator", password="twin-annotator").groups.filter(name=ANNOTATOR).exists()
     )
+
+
+def test_media_files_are_served_to_signed_in_users_only(client, annotator, media_root):
+    image = ImageFactory()
+    url = image.file.url
+    response = client.get(url)
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    client.force_login(annotator)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"not decoded in these tests"
+    assert "immutable" in response["Cache-Control"]  # content-addressed names never change
+    for escaping in ("/media/../config/settings/base.py", "/media/%2e%2e/manage.py", "/media/images/../../x"):
+        assert client.get(escaping).status_code in (400, 404)
