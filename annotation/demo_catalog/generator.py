@@ -981,7 +981,9 @@ def title_make(spec: InstanceSpec, style: int) -> str:
 
 
 @lru_cache(maxsize=128)
+@lru_cache(maxsize=64)
 def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    # Loading the font parses its file; every image draws text, so keep one per size.
     return ImageFont.load_default(size=px)
 
 
