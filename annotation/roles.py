@@ -18,6 +18,7 @@ ANNOTATOR_PERMISSIONS = (
     ("annotation", "view_product"),
     ("annotation", "view_instance"),
     ("annotation", "view_image"),
+    ("annotation", "work_review_queues"),
 )
 
 
@@ -50,6 +51,10 @@ def sync_role_groups_after_migrate(sender: Any, using: str = "default", **kwargs
 
 def user_is_researcher(user: Any) -> bool:
     return bool(user.is_authenticated and (user.is_superuser or user.groups.filter(name=RESEARCHER).exists()))
+
+
+def user_can_review(user: Any) -> bool:
+    return bool(user.is_authenticated and user.has_perm("annotation.work_review_queues"))
 
 
 def user_is_annotator(user: Any) -> bool:

@@ -237,6 +237,17 @@ CELERY_TIMEZONE = TIME_ZONE
 JOB_STALE_AFTER_SECONDS = env.int("TWIN_JOB_STALE_AFTER_SECONDS", default=600)
 
 
+# --- Review queues -------------------------------------------------------------------------------------
+
+# A claimed task is the annotator's for this long; the open review page renews it every heartbeat.
+REVIEW_LEASE_SECONDS = env.int("TWIN_REVIEW_LEASE_SECONDS", default=120)
+REVIEW_HEARTBEAT_SECONDS = env.int("TWIN_REVIEW_HEARTBEAT_SECONDS", default=30)
+# Tasks an annotator holds per queue: the card on screen and the next one, already in the page.
+REVIEW_HELD_TASKS = env.int("TWIN_REVIEW_HELD_TASKS", default=2)
+# With no key pressed for this long the page stops renewing its leases, so an idle tab frees its tasks.
+REVIEW_IDLE_SECONDS = env.int("TWIN_REVIEW_IDLE_SECONDS", default=600)
+
+
 # --- REST framework ------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {

@@ -83,11 +83,27 @@ class Product(models.Model):
 
 
 class Image(models.Model):
+    """A photo of a product listing, or a generated image (a synthetic negative of ``generated_for``).
+
+    Generated images belong to no listing: they show an object that doesn't exist, made to look like
+    ``generated_for``, so they must never count as photos of it.
+    """
+
     class Origin(models.TextChoices):
         REAL = "real", "Real photo"
         GENERATED = "generated", "Generated"
 
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="images")
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.CASCADE, related_name="images"
+    )
+    generated_for = models.ForeignKey(
+        Instance,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="generated_images",
+        help_text="For a generated image: the instance it imitates (it is a negative for that instance).",
+    )
     file = models.FileField(upload_to="images/", max_length=500)
     sha256 = models.CharField(
         max_length=64,
@@ -116,8 +132,19 @@ class Image(models.Model):
     class Meta:
         ordering = ["product_id", "position", "id"]
         indexes = [models.Index(fields=["product", "position"])]
+        constraints = [
+            models.CheckConstraint(
+                name="image_real_xor_generated",
+                condition=(
+                    Q(origin="real", product__isnull=False, generated_for__isnull=True)
+                    | Q(origin="generated", product__isnull=True, generated_for__isnull=False)
+                ),
+            )
+        ]
 
     def __str__(self) -> str:
+        if self.product_id is None:
+            return f"generated image #{self.pk} for instance #{self.generated_for_id}"
         return f"image #{self.pk} of {self.product.external_id}"
 
 

@@ -1,0 +1,181 @@
+"""Handing out review tasks under short leases.
+
+An annotator holds at most ``REVIEW_HELD_TASKS`` tasks of a queue (the card on screen and the next one,
+prefetched). A lease lasts ``REVIEW_LEASE_SECONDS`` and the open review page renews it with a heartbeat; a
+lease that lapsed is free for anyone to claim. Every claim ends in one conditional UPDATE of the task row
+("set the holder where the task is open and nobody holds it"), so whatever the database, a task is held by
+one annotator at most. On PostgreSQL the candidate row is picked with ``FOR UPDATE SKIP LOCKED``, so
+concurrent claimers never queue behind each other; SQLite serializes writers anyway and relies on the
+conditional UPDATE alone.
+"""
+
+import random
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from annotation.models import ReviewDecision, ReviewQueue, ReviewSkip, ReviewTask
+
+# How many candidates the SQLite path tries before giving up on one claim (all were taken meanwhile).
+_SQLITE_CANDIDATES = 16
+
+
+def lease_duration() -> timedelta:
+    return timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
+
+
+def lease_is_free_q(now) -> Q:
+    return Q(leased_by__isnull=True) | Q(lease_expires_at__lt=now)
+
+
+def review_queue_get(*, kind: str) -> ReviewQueue:
+    queue, _ = ReviewQueue.objects.get_or_create(kind=kind)
+    return queue
+
+
+def review_tasks_held(*, annotator: AbstractBaseUser, kind: str) -> list[ReviewTask]:
+    """The open tasks this annotator holds in the queue, in the order they are shown (oldest lease first).
+
+    A lease that lapsed still counts while nobody else took the task: coming back after a break shows
+    the same card.
+    """
+    return list(
+        ReviewTask.objects.filter(kind=kind, leased_by=annotator, status=ReviewTask.Status.OPEN).order_by(
+            "leased_at", "id"
+        )
+    )
+
+
+def review_tasks_claim(
+    *, annotator: AbstractBaseUser, kind: str, hold: int | None = None
+) -> list[ReviewTask]:
+    """Tops up the annotator's held tasks to ``hold`` and returns them all, in showing order."""
+    hold = settings.REVIEW_HELD_TASKS if hold is None else hold
+    held = review_tasks_held(annotator=annotator, kind=kind)
+    if held:
+        review_leases_renew(annotator=annotator, kind=kind, task_ids=[task.pk for task in held])
+    if len(held) >= hold:
+        return held
+    queue = review_queue_get(kind=kind)
+    while len(held) < hold:
+        task = review_task_claim_one(annotator=annotator, kind=kind, gold_rate=queue.gold_rate)
+        if task is None:
+            break
+        held.append(task)
+    return held
+
+
+def review_task_claim_one(
+    *, annotator: AbstractBaseUser, kind: str, gold_rate: float = 0.0
+) -> ReviewTask | None:
+    """Leases one more task: a gold task with probability ``gold_rate`` (while any is left), else the next one.
+
+    Gold tasks are only mixed in: when the regular tasks run out, the queue is empty.
+    """
+    if gold_rate > 0 and random.random() < gold_rate:
+        task = _claim(annotator=annotator, kind=kind, gold=True)
+        if task is not None:
+            return task
+    return _claim(annotator=annotator, kind=kind, gold=False)
+
+
+def claimable_tasks(*, annotator: AbstractBaseUser, kind: str, gold: bool, now) -> QuerySet[ReviewTask]:
+    """Open tasks of the queue that nobody holds and this annotator hasn't decided or skipped."""
+    mine_decided = ReviewDecision.objects.filter(task=OuterRef("pk"), annotator=annotator, undone_at=None)
+    mine_skipped = ReviewSkip.objects.filter(task=OuterRef("pk"), annotator=annotator)
+    return (
+        ReviewTask.objects.filter(kind=kind, status=ReviewTask.Status.OPEN, is_gold=gold)
+        .filter(lease_is_free_q(now))
+        .filter(~Exists(mine_decided), ~Exists(mine_skipped))
+        .order_by("priority", "id")
+    )
+
+
+def _claim(*, annotator: AbstractBaseUser, kind: str, gold: bool) -> ReviewTask | None:
+    now = timezone.now()
+    lease = {
+        "leased_by": annotator,
+        "lease_token": uuid.uuid4(),
+        "leased_at": now,
+        "lease_expires_at": now + lease_duration(),
+    }
+    candidates = claimable_tasks(annotator=annotator, kind=kind, gold=gold, now=now)
+    if connection.features.has_select_for_update_skip_locked:
+        with transaction.atomic():
+            pk = (
+                candidates.select_for_update(skip_locked=True, of=("self",))
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if pk is None:
+                return None
+            if not _take(pk, now=now, lease=lease):
+                return None  # can't happen while we hold the row lock; the UPDATE stays the arbiter anyway
+    else:
+        for pk in candidates.values_list("pk", flat=True)[:_SQLITE_CANDIDATES]:
+            if _take(pk, now=now, lease=lease):
+                break
+        else:
+            return None
+    return ReviewTask.objects.get(pk=pk)
+
+
+def _take(pk: int, *, now, lease: dict) -> bool:
+    """The race-safe step: succeeds only if the task is still open and nobody else's lease is live."""
+    updated = (
+        ReviewTask.objects.filter(pk=pk, status=ReviewTask.Status.OPEN)
+        .filter(lease_is_free_q(now))
+        .update(**lease)
+    )
+    return updated == 1
+
+
+def review_leases_renew(*, annotator: AbstractBaseUser, kind: str, task_ids: list[int]) -> list[int]:
+    """The heartbeat: extends the leases the annotator still has among ``task_ids``; returns those ids.
+
+    The ids missing from the answer were taken over by someone else after the lease lapsed (or were closed):
+    the page drops their cards and says so.
+    """
+    now = timezone.now()
+    tasks = ReviewTask.objects.filter(
+        pk__in=task_ids, kind=kind, leased_by=annotator, status=ReviewTask.Status.OPEN
+    )
+    tasks.update(lease_expires_at=now + lease_duration())
+    return sorted(tasks.values_list("pk", flat=True))
+
+
+def review_task_release(*, annotator: AbstractBaseUser, task_id: int) -> bool:
+    """Gives a held task back to the queue at once (instead of letting its lease run out)."""
+    released = ReviewTask.objects.filter(pk=task_id, leased_by=annotator).update(
+        leased_by=None, lease_token=None, leased_at=None, lease_expires_at=None
+    )
+    return released == 1
+
+
+@transaction.atomic
+def review_task_skip(*, annotator: AbstractBaseUser, task_id: int) -> bool:
+    """Releases the task and keeps it from being served to this annotator again. Repeating it is harmless."""
+    task = ReviewTask.objects.filter(pk=task_id).first()
+    if task is None:
+        return False
+    ReviewSkip.objects.get_or_create(task=task, annotator=annotator)
+    review_task_release(annotator=annotator, task_id=task_id)
+    return True
+
+
+def review_skips_clear(*, annotator: AbstractBaseUser, kind: str) -> int:
+    """Lets the queue serve the annotator's skipped tasks again."""
+    deleted, _ = ReviewSkip.objects.filter(annotator=annotator, task__kind=kind).delete()
+    return deleted
+
+
+def review_leases_expired_clear() -> int:
+    """Clears lapsed leases, so "in progress" counts are true. Claims don't need it: they ignore lapsed leases."""
+    return ReviewTask.objects.filter(leased_by__isnull=False, lease_expires_at__lt=timezone.now()).update(
+        leased_by=None, lease_token=None, leased_at=None, lease_expires_at=None
+    )
