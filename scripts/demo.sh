@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on embedded defaults: installs, migrates, creates the demo users, makes and imports the demo
-# catalogs, starts a Celery worker on the embedded broker and serves the site on http://127.0.0.1:8000/.
+# catalogs, fills the review queues from them, starts a Celery worker on the embedded broker and serves the
+# site on http://127.0.0.1:8000/.
 # With DATABASE_URL / REDIS_URL set it uses PostgreSQL / Redis instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,10 @@ echo "== Demo catalog 2: the real DreamBooth subset (20 instances, 105 photos)"
 python manage.py make_folder_manifest annotation/demo_data/dreambooth_subset --output "$DATA/demo/dreambooth-manifest.jsonl"
 python manage.py import_catalog "$DATA/demo/dreambooth-manifest.jsonl" --images-root annotation/demo_data/dreambooth_subset \
   --source dreambooth --report "$DATA/demo/dreambooth-import-report.json" --no-progress
+
+echo "== Demo review tasks (a stand-in for mining until it exists; a rerun adds nothing)"
+python manage.py make_demo_review_tasks --source demo-generated --ground-truth "$DATA/demo/generated/ground_truth.json" --seed "$DEMO_SEED"
+python manage.py make_demo_review_tasks --source dreambooth --seed "$DEMO_SEED"
 
 WORKER_PID=""
 if [ "${CELERY_TASK_ALWAYS_EAGER:-0}" != "1" ]; then

@@ -94,13 +94,14 @@ def _submit(
     chosen = queue_definition(task.kind).action(action)
     if chosen is None:
         raise DecisionRejected("invalid_action", f"{action!r} is not an answer of the {task.kind} queue.")
+    # A closed task says so first: closing it (e.g. rejecting its product) also clears its lease.
+    if task.status != ReviewTask.Status.OPEN:
+        raise DecisionRejected("closed", f"Task #{task.pk} was closed meanwhile; your answer was not needed.")
     if task.leased_by_id != annotator.pk or task.lease_token != submission_key:
         raise DecisionRejected(
             "lease_lost",
             f"Task #{task.pk} was handed to someone else after your lease ran out; your answer was not needed.",
         )
-    if task.status != ReviewTask.Status.OPEN:
-        raise DecisionRejected("closed", f"Task #{task.pk} was closed meanwhile; your answer was not needed.")
 
     decision = ReviewDecision.objects.create(
         task=task,

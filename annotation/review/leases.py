@@ -59,6 +59,7 @@ def review_tasks_claim(
     held = review_tasks_held(annotator=annotator, kind=kind)
     if held:
         review_leases_renew(annotator=annotator, kind=kind, task_ids=[task.pk for task in held])
+        held = review_tasks_held(annotator=annotator, kind=kind)  # with their renewed expiry
     if len(held) >= hold:
         return held
     queue = review_queue_get(kind=kind)
@@ -78,7 +79,10 @@ def review_task_claim_one(
     Gold tasks are only mixed in: when the regular tasks run out, the queue is empty.
     """
     if gold_rate > 0 and random.random() < gold_rate:
-        task = _claim(annotator=annotator, kind=kind, gold=True)
+        regular_left = claimable_tasks(
+            annotator=annotator, kind=kind, gold=False, now=timezone.now()
+        ).exists()
+        task = _claim(annotator=annotator, kind=kind, gold=True) if regular_left else None
         if task is not None:
             return task
     return _claim(annotator=annotator, kind=kind, gold=False)

@@ -1,0 +1,57 @@
+"""manage.py make_demo_review_tasks --source NAME [--ground-truth PATH] [--seed S] [--gold-per-queue N]"""
+
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotation.demo_catalog.review_tasks import (
+    GOLD_PER_QUEUE,
+    DemoReviewTasksError,
+    demo_review_tasks_create,
+)
+from annotation.models import TaskKind
+
+
+class Command(BaseCommand):
+    help = (
+        "Fills the four review queues from an imported demo catalog (a stand-in for the mining stage): "
+        "image verification, duplicate and hard-negative candidates, synthetic stand-ins, gold copies."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--source", required=True, help="The source the catalog was imported under.")
+        parser.add_argument(
+            "--ground-truth",
+            type=Path,
+            help="ground_truth.json of a generated demo catalog (omit for a catalog without one).",
+        )
+        parser.add_argument("--seed", type=int, default=0, help="Seed of the random choices (default 0).")
+        parser.add_argument(
+            "--gold-per-queue",
+            type=int,
+            default=GOLD_PER_QUEUE,
+            help=f"Gold copies per queue, where the answers are known (default {GOLD_PER_QUEUE}).",
+        )
+
+    def handle(self, *args, **options) -> None:
+        path = options["ground_truth"]
+        if path is not None and not path.is_file():
+            raise CommandError(f"no ground truth file at {path}")
+        started = time.monotonic()
+        try:
+            counts = demo_review_tasks_create(
+                ground_truth_path=path,
+                source=options["source"],
+                seed=options["seed"],
+                gold_per_queue=options["gold_per_queue"],
+            )
+        except DemoReviewTasksError as exc:
+            raise CommandError(str(exc)) from None
+        seconds = time.monotonic() - started
+        self.stdout.write(f"Review tasks created for {options['source']!r} in {seconds:.1f} s:")
+        for kind in TaskKind:
+            self.stdout.write(
+                f"  {kind.label + ':':25} {counts[kind.value]:5} tasks, {counts[f'{kind.value}_gold']:2} gold"
+            )
+        self.stdout.write(f"  {'Generated stand-in images:':25} {counts['generated_images']:5}")
