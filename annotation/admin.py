@@ -241,3 +241,7 @@ class InstanceMergeAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Merge #{merge.pk}: {exc}", messages.ERROR)
             else:
                 self.message_user(request, f"Undid merge #{merge.pk}.")
+
+
+# The review queues keep their admin next to their code.
+import annotation.review.admin  # noqa: E402, F401

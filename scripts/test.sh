@@ -6,6 +6,18 @@ cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 source scripts/venv.sh requirements-dev.txt
 
+# The browser tests drive Debian's Chromium through Playwright (Playwright's own browser download needs a
+# network these machines don't have).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== Installing Debian's chromium for the browser tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }
+  else
+    echo "!! chromium is not installed and can't be installed here: the browser tests will be skipped" >&2
+  fi
+fi
+
 echo "== ruff"
 ruff check .
 ruff format --check .

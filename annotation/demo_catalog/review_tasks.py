@@ -37,7 +37,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -510,6 +510,13 @@ class _GoldAnswers:
     truth: dict | None
     key_of_instance: dict[int, str]
     external_id: dict[int, str]  # product pk -> external id
+    bad_images: set[tuple[str, str]] = field(init=False)  # (product id, manifest path)
+    twins: set[frozenset[str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        truth = self.truth or {"bad_images": [], "twin_pairs": []}
+        self.bad_images = {(bad["product_id"], bad["image"]) for bad in truth["bad_images"]}
+        self.twins = {frozenset((t["instance_a"], t["instance_b"])) for t in truth["twin_pairs"]}
 
     def for_kind(self, kind: str) -> Callable[[ReviewTask], str | None]:
         return {
@@ -525,12 +532,12 @@ class _GoldAnswers:
     def image_verification(self, task: ReviewTask) -> str | None:
         if self.truth is None:
             return None  # nothing says which DreamBooth photos a reviewer should keep
-        bad = {(bad["product_id"], bad["image"]) for bad in self.truth["bad_images"]}
         image = task.image
-        if self.external_id.get(image.product_id) not in self.truth["products"]:
+        product_id = self.external_id.get(image.product_id)
+        if product_id not in self.truth["products"]:
             return None
         # Every photo the generator didn't spoil shows its object clearly.
-        return "reject_image" if (self.external_id[image.product_id], image.source_path) in bad else "keep"
+        return "reject_image" if (product_id, image.source_path) in self.bad_images else "keep"
 
     def duplicate_merge(self, task: ReviewTask) -> str | None:
         a, b = self._key(task.product_a.instance_id), self._key(task.product_b.instance_id)
@@ -547,9 +554,8 @@ class _GoldAnswers:
             return None
         if a == b:
             return "same_object"  # two listings of one object
-        twins = {frozenset((t["instance_a"], t["instance_b"])) for t in self.truth["twin_pairs"]}
         # Twins differ in one detail by construction: hard. Other pairs may be easy or hard: no answer.
-        return "hard_negative" if frozenset((a, b)) in twins else None
+        return "hard_negative" if frozenset((a, b)) in self.twins else None
 
     def synthetic_validation(self, task: ReviewTask) -> str | None:
         return stand_in_verdict(task.image.source_path)

@@ -191,7 +191,10 @@ def _insert(kind: str, tasks: Iterable[ReviewTask]) -> list[int]:
         existing = set(
             ReviewTask.objects.filter(kind=kind, subject_key__in=keys).values_list("subject_key", flat=True)
         )
-        new = {task.subject_key: task for task in batch if task.subject_key not in existing}
+        new: dict[str, ReviewTask] = {}
+        for task in batch:  # the first proposal of a subject wins, as it does across batches
+            if task.subject_key not in existing:
+                new.setdefault(task.subject_key, task)
         for task in new.values():
             task.required_decisions = required
         ReviewTask.objects.bulk_create(new.values(), ignore_conflicts=True)

@@ -150,7 +150,14 @@ def test_a_task_that_is_gone_or_closed_is_refused(alice, image_tasks):
 
 @pytest.mark.parametrize(
     ("given", "stored"),
-    [(None, None), (0, 0), (2500, 2500), (-40, 0), (MAX_DURATION_MS + 1, MAX_DURATION_MS), (10**12, MAX_DURATION_MS)],
+    [
+        (None, None),
+        (0, 0),
+        (2500, 2500),
+        (-40, 0),
+        (MAX_DURATION_MS + 1, MAX_DURATION_MS),
+        (10**12, MAX_DURATION_MS),
+    ],
 )
 def test_the_duration_is_capped(alice, image_tasks, given, stored):
     image_tasks(1)
@@ -189,7 +196,9 @@ def test_an_overlap_task_stays_open_until_it_has_every_decision(annotators, imag
 
 
 @pytest.mark.parametrize("required", [2, 3])
-def test_agreeing_verdicts_with_different_reasons_apply_the_most_common_reason(annotators, image_tasks, required):
+def test_agreeing_verdicts_with_different_reasons_apply_the_most_common_reason(
+    annotators, image_tasks, required
+):
     (task,) = image_tasks(1, required_decisions=required)
     actions = ["reject_not_object", "reject_unclear", "reject_unclear"][-required:]
     decide_in_turn(annotators, task, actions)
@@ -286,7 +295,11 @@ def test_undo_reverts_the_outcome_and_gives_the_task_back_first_in_line(alice, i
     assert replay.replayed is True and replay.decision.pk == decision.pk
     assert submit(alice, again[0], "reject_unclear").replayed is False
     first.refresh_from_db()
-    assert (first.status, first.outcome, first.decision_count) == (ReviewTask.Status.DECIDED, "reject_image", 1)
+    assert (first.status, first.outcome, first.decision_count) == (
+        ReviewTask.Status.DECIDED,
+        "reject_image",
+        1,
+    )
     assert ReviewDecision.objects.filter(task=first, undone_at=None).count() == 1
 
 
@@ -383,12 +396,16 @@ def test_undo_takes_back_a_task_whose_new_holder_let_the_lease_lapse(alice, bob,
 # --- gold ----------------------------------------------------------------------------------------------------
 
 
-def test_gold_decisions_are_marked_correct_or_not_and_change_nothing(annotators, image_tasks, configure_queue):
+def test_gold_decisions_are_marked_correct_or_not_and_change_nothing(
+    annotators, image_tasks, configure_queue
+):
     regular = image_tasks(2)
     gold = gold_task_create(task=regular[0], answer="reject_image")
     configure_queue(IMAGES, gold_rate=1.0)
     results = {}
-    for annotator, action in zip(annotators[:3], ["reject_unclear", "keep", "reject_not_object"], strict=True):
+    for annotator, action in zip(
+        annotators[:3], ["reject_unclear", "keep", "reject_not_object"], strict=True
+    ):
         held = review_tasks_claim(annotator=annotator, kind=IMAGES, hold=1)
         assert ids(held) == [gold.pk]
         results[action] = submit(annotator, held[0], action).decision

@@ -34,7 +34,9 @@ def claim(annotator, hold: int | None = None, kind: str = IMAGES) -> list[Review
 
 def lapse(*tasks: ReviewTask) -> None:
     """Moves the leases of ``tasks`` into the past, as if the holder's page went away."""
-    ReviewTask.objects.filter(pk__in=ids(tasks)).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    ReviewTask.objects.filter(pk__in=ids(tasks)).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
 
 
 def submit(annotator, task: ReviewTask, action: str = "keep"):
@@ -229,7 +231,9 @@ def test_skipping_a_task_someone_else_holds_leaves_their_lease(alice, bob, image
 # --- decided tasks and overlap ----------------------------------------------------------------------------------
 
 
-def test_a_task_i_decided_is_not_served_to_me_again_but_is_to_another_annotator(alice, bob, carol, image_tasks):
+def test_a_task_i_decided_is_not_served_to_me_again_but_is_to_another_annotator(
+    alice, bob, carol, image_tasks
+):
     tasks = image_tasks(2, required_decisions=2)
     first, second = claim(alice)
     submit(alice, first)

@@ -167,7 +167,9 @@ def catalog():
     }
 
 
-def test_same_merges_the_instances_with_an_audit_row_and_undo_unmerges(alice, catalog, duplicate_task, decide):
+def test_same_merges_the_instances_with_an_audit_row_and_undo_unmerges(
+    alice, catalog, duplicate_task, decide
+):
     a, b, c, d = catalog["a"], catalog["b"], catalog["c"], catalog["d"]
     older, newer = a.instance, b.instance
     task = duplicate_task(b, a)  # the newer instance's product first: the older instance survives anyway
@@ -235,7 +237,9 @@ def test_a_merge_that_was_merged_on_since_cant_be_undone(alice, catalog, duplica
     assert InstanceMerge.objects.filter(undone_at=None).count() == 2
 
 
-def test_different_records_a_distinction_so_the_pair_is_never_proposed_again(alice, catalog, duplicate_task, decide):
+def test_different_records_a_distinction_so_the_pair_is_never_proposed_again(
+    alice, catalog, duplicate_task, decide
+):
     a, b = catalog["a"], catalog["b"]
     task = duplicate_task(b, a)
     decide(alice, task, "different")
@@ -316,7 +320,9 @@ def test_same_object_sends_the_pair_to_the_duplicate_queue_and_undo_withdraws_it
     undo(alice, HARD_NEGATIVES)  # bob only holds it: it is withdrawn all the same
     assert not ReviewTask.objects.filter(pk=sent.pk).exists()
     with pytest.raises(DecisionRejected) as rejected:
-        review_decision_submit(annotator=bob, task_id=sent.pk, submission_key=served[0].lease_token, action="same")
+        review_decision_submit(
+            annotator=bob, task_id=sent.pk, submission_key=served[0].lease_token, action="same"
+        )
     assert rejected.value.code == "closed"
     assert refreshed(task).status == ReviewTask.Status.OPEN
 
