@@ -980,7 +980,6 @@ def title_make(spec: InstanceSpec, style: int) -> str:
 # Drawing an object
 
 
-@lru_cache(maxsize=128)
 @lru_cache(maxsize=64)
 def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     # Loading the font parses its file; every image draws text, so keep one per size.

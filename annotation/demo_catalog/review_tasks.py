@@ -28,7 +28,8 @@ object: that is what makes them hard. The image-by-image matrix is quadratic: fi
 catalog, not for a real one (that is what the mining stage's nearest-neighbour index is for).
 
 Everything is deterministic for a seed, and running it again creates nothing: tasks are keyed by subject,
-generated images by content hash, gold copies by their task.
+generated images by content hash, gold copies by their task. Each service commits its own work, so an
+interrupted run leaves a consistent part done, and the next run completes it.
 """
 
 import hashlib
@@ -128,7 +129,7 @@ def demo_review_tasks_create(
     key_of_instance = _instance_keys(products, truth)
     counts: dict[str, int] = {}
 
-    counts[TaskKind.IMAGE_VERIFICATION] = len(
+    counts[TaskKind.IMAGE_VERIFICATION.value] = len(
         image_verification_tasks_create(images=Image.objects.filter(product__source=source))
     )
 
@@ -141,7 +142,7 @@ def demo_review_tasks_create(
             for a, b in truth["duplicate_listings"]
             if a in product_ids_by_external and b in product_ids_by_external
         ]
-    counts[TaskKind.DUPLICATE_MERGE] = len(
+    counts[TaskKind.DUPLICATE_MERGE.value] = len(
         duplicate_merge_tasks_create(
             candidates=_duplicate_candidates(
                 index,
@@ -162,7 +163,7 @@ def demo_review_tasks_create(
             for a in instances_of_key.get(twin["instance_a"], [])
             for b in instances_of_key.get(twin["instance_b"], [])
         ]
-    counts[TaskKind.HARD_NEGATIVE] = len(
+    counts[TaskKind.HARD_NEGATIVE.value] = len(
         hard_negative_tasks_create(
             candidates=_hard_negative_candidates(
                 index, listed=twin_pairs, rng=np.random.default_rng((seed, _STREAM_HARD_NEGATIVE))
@@ -172,7 +173,7 @@ def demo_review_tasks_create(
 
     instance_ids = sorted({instance_id for _, _, instance_id, _ in products})
     counts["generated_images"] = _stand_ins_create(truth=truth, products=products, seed=seed) if truth else 0
-    counts[TaskKind.SYNTHETIC_VALIDATION] = len(
+    counts[TaskKind.SYNTHETIC_VALIDATION.value] = len(
         synthetic_validation_tasks_create(images=Image.objects.filter(generated_for__in=instance_ids))
     )
 
@@ -187,7 +188,7 @@ def demo_review_tasks_create(
     }
     rng = np.random.default_rng((seed, _STREAM_GOLD))
     for kind, scope in scopes.items():
-        counts[f"{kind}_gold"] = _gold_create(
+        counts[f"{kind.value}_gold"] = _gold_create(
             kind=kind, scope=scope, answer=answers.for_kind(kind), total=gold_per_queue, rng=rng
         )
     return counts
@@ -199,8 +200,11 @@ def demo_review_tasks_create(
 def _truth_load(path: Path | None, external_ids: set[str]) -> dict | None:
     if path is None:
         return None
-    truth = json.loads(Path(path).read_text(encoding="utf-8"))
-    known = external_ids & set(truth["products"])
+    try:
+        truth = json.loads(Path(path).read_text(encoding="utf-8"))
+        known = external_ids & set(truth["products"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DemoReviewTasksError(f"{path} is not a demo catalog's ground truth ({exc})") from exc
     if not known:
         raise DemoReviewTasksError(f"{path} describes none of the source's products: wrong ground truth?")
     return truth
