@@ -78,16 +78,18 @@ def _verification_apply(task: ReviewTask, verdict: str, reason: str, user) -> di
         Image.objects.filter(pk=image.pk).update(review_status=ReviewStatus.REJECTED, rejection_reason=reason)
     elif verdict == "reject_product":
         del effects["image"]
-        effects["product"] = [product.pk, product.review_status, product.rejection_reason]
-        Product.objects.filter(pk=product.pk).update(
-            review_status=ReviewStatus.REJECTED, rejection_reason=reason
-        )
-        # The product's other images need no verdict of their own any more.
+        # The product's other images need no verdict of their own any more. Their tasks are locked before the
+        # product row: a concurrent "keep" on one of them holds its task and then waits for the product, so
+        # taking the product first would lock the two rows in opposite orders and deadlock.
         effects["obsoleted"] = _obsolete(
             ReviewTask.objects.filter(kind=TaskKind.IMAGE_VERIFICATION, image__product=product).exclude(
                 pk=task.pk
             ),
             by=task,
+        )
+        effects["product"] = [product.pk, product.review_status, product.rejection_reason]
+        Product.objects.filter(pk=product.pk).update(
+            review_status=ReviewStatus.REJECTED, rejection_reason=reason
         )
     else:
         raise ValueError(f"unknown image verification verdict {verdict!r}")
@@ -194,7 +196,14 @@ def _synthetic_apply(task: ReviewTask, verdict: str, reason: str, user) -> dict:
 
 
 def _obsolete(tasks, *, by: ReviewTask) -> list[int]:
-    ids = list(tasks.filter(status=ReviewTask.Status.OPEN, is_gold=False).values_list("pk", flat=True))
+    """Closes the still-open tasks among ``tasks``. The rows are locked in id order and their status read again
+    under the lock, so a task decided meanwhile by someone else keeps its decision."""
+    ids = list(
+        tasks.filter(status=ReviewTask.Status.OPEN, is_gold=False)
+        .select_for_update(of=("self",))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     if ids:
         ReviewTask.objects.filter(pk__in=ids).update(
             status=ReviewTask.Status.OBSOLETE,

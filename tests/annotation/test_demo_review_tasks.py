@@ -236,10 +236,14 @@ def test_command_prints_the_counts_and_refuses_what_it_cant_use(truth, demo, tmp
         )
 
 
-def test_ground_truth_of_another_catalog_is_refused(truth, tmp_path):
+def test_ground_truth_of_another_catalog_or_no_ground_truth_at_all_is_refused(truth, tmp_path):
     other = tmp_path / "other.json"
     other.write_text(
         json.dumps({**truth, "products": {"ELSEWHERE-1": {"instance": "I0001"}}}), encoding="utf-8"
     )
     with pytest.raises(DemoReviewTasksError, match="none of the source's products"):
         demo_review_tasks_create(ground_truth_path=other, source=SOURCE)
+    other.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(DemoReviewTasksError, match="not a demo catalog's ground truth"):
+        demo_review_tasks_create(ground_truth_path=other, source=SOURCE)
+    assert not ReviewTask.objects.exists()

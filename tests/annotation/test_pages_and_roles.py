@@ -15,7 +15,8 @@ def test_groups_exist_with_their_permissions():
     researcher = set(Group.objects.get(name=RESEARCHER).permissions.values_list("codename", flat=True))
     annotator = set(Group.objects.get(name=ANNOTATOR).permissions.values_list("codename", flat=True))
     assert {"add_product", "change_instance", "view_job", "change_job", "view_instancemerge"} <= researcher
-    assert annotator == {"view_category", "view_product", "view_instance", "view_image"}
+    assert annotator == {"view_category", "view_product", "view_instance", "view_image", "work_review_queues"}
+    assert {"view_review_statistics", "adjudicate_reviewtask"} <= researcher
 
 
 def test_researcher_and_annotator_permissions(researcher, annotator):
