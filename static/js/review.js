@@ -180,6 +180,7 @@
       html: card.outerHTML,
     });
     saveOutbox();
+    showSaveStatus(); // counts this answer too while an earlier one is still being sent
     afterDeckChange();
     flush();
   }
@@ -190,6 +191,10 @@
     const duration = Math.round(performance.now() - shownAt);
     takeCurrent("decide", { action, duration_ms: duration });
     decided += 1;
+    showSessionCount();
+  }
+
+  function showSessionCount() {
     const minutes = (Date.now() - startedAt) / 60000;
     sessionCount.textContent = `${decided} done` + (minutes >= 1 ? ` · ${(decided / minutes).toFixed(1)}/min` : "");
   }
@@ -206,6 +211,7 @@
       outbox.pop();
       saveOutbox();
       if (last.type === "decide") decided = Math.max(0, decided - 1);
+      showSessionCount();
       restoreCard(last.html);
       notify("Taken back before it was sent.", "info");
       showSaveStatus();
@@ -225,6 +231,7 @@
       return;
     }
     decided = Math.max(0, decided - 1);
+    showSessionCount();
     if (data.card) restoreCard(data.card);
     notify(data.message, "info");
   }
