@@ -13,26 +13,33 @@ SQL, a few thousand real catalog rows for them to point at). A database filled b
 decisions of the previous run are deleted and its tasks reopened, so every phase starts from --tasks open
 tasks (--rebuild fills it again from scratch).
 
-Each annotator is a separate process with its own connection and its own user. Its loop: claim the next task
-(``review_tasks_claim(hold=1)``, timed), think (--think-ms; 0 is pure stress), decide it with the lease
-token (``review_decision_submit``, timed). Two phases of --seconds each run on the same data:
+Each annotator is a separate process with its own connection and its own user. It warms up once before the
+clock starts (one claim, one refused answer, the task given back), as a web worker that has served requests
+would be. Its loop: claim the next task (``review_tasks_claim(hold=1)``, timed), think (--think-ms, varied
+by +-50%; 0 is pure stress), decide it with the lease token (``review_decision_submit``, timed). Two phases
+of --seconds each run on the same data, reopened in between:
 
 - baseline: the same services, with the claim step replaced by what a simpler tool would write. PostgreSQL:
   ``select_for_update()`` without ``skip_locked`` on the first free task, so concurrent claimers queue on
   the same row. SQLite: read the first free task, then update it with no "still free?" condition.
-- service: ``annotation.review.leases`` as shipped (SKIP LOCKED on PostgreSQL; conditional UPDATE everywhere).
+- service: ``annotation.review.leases`` as shipped: one conditional UPDATE whose scalar subquery picks the
+  task (with FOR UPDATE SKIP LOCKED on PostgreSQL).
 
 Afterwards the parent checks every claim's window for overlaps with another annotator's window of the same
 task, counts regular tasks given to two annotators, checks the database for tasks with too many decisions,
-then prints both phases side by side and a verdict.
+then prints both phases side by side and a verdict on the service phase: PASS when claim-next p95 is under
+25 ms and nothing was held twice or decided twice. The CPU rows say where the cores went: on a small machine
+the annotator processes themselves compete with the database for them, and so does anything else running.
 """
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import pickle
 import platform
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -48,8 +55,9 @@ KIND = "image_verification"
 TARGET_P95_MS = 25.0
 # A few thousand catalog rows are plenty for a million tasks to point at: tasks may share images.
 CATEGORIES, PRODUCTS, IMAGES_PER_PRODUCT = 20, 2000, 2
-# Answers the annotators pick from. "Reject product" is left out on purpose: it closes every other task of
-# the product at once (hundreds here, since tasks share images), which would measure bulk closing instead.
+# Answers the annotators pick from, "keep" the most often. "Reject product" is left out on purpose: it closes
+# every other task of the product at once (hundreds here, since tasks share images), which would measure bulk
+# closing instead.
 ACTIONS = ("keep", "keep", "keep", "reject_unclear", "reject_not_object")
 PHASES = {
     "baseline": "baseline: naive claim",
@@ -326,12 +334,51 @@ def naive_claim(*, annotator: Any, kind: str, gold: bool) -> Any:
     return ReviewTask.objects.get(pk=pk)
 
 
+# --- CPU accounting: on a small machine the cores are what the annotators compete for -----------------------
+
+
+def process_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def backend_pid() -> int | None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None  # SQLite runs inside the process: its CPU is the process's
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def backend_cpu_s(pid: int | None) -> float | None:
+    """CPU time of a local PostgreSQL backend, from /proc; None when it runs elsewhere or can't be read.
+    SQLite has no backend: its work is in the process's own CPU time (0 here)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (all but idle and iowait), from /proc/stat."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError):
+        return float("nan")
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 # --- one annotator process ----------------------------------------------------------------------------------
 
 
 @dataclass
 class WorkerSpec:
-    index: int
     username: str
     database_url: str
     data_dir: str
@@ -355,6 +402,8 @@ class WorkerResult:
     empty_claims: int = 0
     rejected: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
+    cpu_s: float = 0.0  # this process, during the timed loop
+    db_cpu_s: float | None = None  # its PostgreSQL backend, when that runs on this machine
 
 
 def annotator_work(spec: WorkerSpec, barrier: Any) -> None:
@@ -365,16 +414,27 @@ def annotator_work(spec: WorkerSpec, barrier: Any) -> None:
 
     from annotation.review import leases
     from annotation.review.decisions import DecisionRejected, review_decision_submit
-    from annotation.review.leases import review_tasks_claim
+    from annotation.review.leases import review_task_release, review_tasks_claim
 
     if spec.phase == "baseline":
         leases._claim = naive_claim  # review_task_claim_one looks the name up at call time
     rng = random.Random(spec.seed)
     annotator = get_user_model().objects.get(username=spec.username)
     connection.ensure_connection()  # connect before the clock starts, as a web worker would be
+    backend = backend_pid()
+    # Warm the code paths once (first queries compiled, caches filled), as in a web worker that has served
+    # requests before: claim a task, have an answer with a wrong token refused, give the task back.
+    warm = review_tasks_claim(annotator=annotator, kind=KIND, hold=1)
+    if warm:
+        with contextlib.suppress(DecisionRejected):
+            review_decision_submit(
+                annotator=annotator, task_id=warm[0].pk, submission_key=uuid.uuid4(), action=ACTIONS[0]
+            )
+        review_task_release(annotator=annotator, task_id=warm[0].pk)
     result = WorkerResult(username=spec.username)
     barrier.wait()
     result.started_ns = time.monotonic_ns()
+    cpu_started, db_cpu_started = process_cpu_s(), backend_cpu_s(backend)
     deadline = result.started_ns + int(spec.seconds * 1e9)
     while time.monotonic_ns() < deadline:
         started = time.perf_counter()
@@ -412,6 +472,10 @@ def annotator_work(spec: WorkerSpec, barrier: Any) -> None:
         result.decide_ms.append((time.perf_counter() - started) * 1000)
         result.holds.append((task.pk, task.is_gold, claimed_ns, sent_ns))
     result.ended_ns = time.monotonic_ns()
+    result.cpu_s = process_cpu_s() - cpu_started
+    db_cpu_ended = backend_cpu_s(backend)
+    if db_cpu_started is not None and db_cpu_ended is not None:
+        result.db_cpu_s = db_cpu_ended - db_cpu_started
     connection.close()
     # As a plain dict: a class pickled in a spawned child is named __mp_main__.WorkerResult, unknown to the
     # parent. (Not dataclasses.asdict: it rebuilds a Counter from its items, which counts the pairs.)
@@ -439,6 +503,9 @@ class PhaseReport:
     db_decided_not_one: int
     db_gold_twice_by_one: int
     db_decisions: int
+    machine_busy_cores: float
+    annotators_cpu_s: float
+    backends_cpu_s: float | None
 
 
 def phase_run(args: argparse.Namespace, phase: str, usernames: list[str], data_dir: str) -> PhaseReport:
@@ -453,7 +520,6 @@ def phase_run(args: argparse.Namespace, phase: str, usernames: list[str], data_d
             target=annotator_work,
             args=(
                 WorkerSpec(
-                    index=i,
                     username=name,
                     database_url=args.database,
                     data_dir=data_dir,
@@ -471,8 +537,11 @@ def phase_run(args: argparse.Namespace, phase: str, usernames: list[str], data_d
     for process in processes:
         process.start()
     barrier.wait(timeout=600)  # every annotator is connected: the clock starts for all at once
+    busy_started, wall_started = machine_busy_s(), time.monotonic()
     for process in processes:
         process.join()
+    # Busy cores over the same window (it ends when the last process has exited, a little after the loops).
+    busy_cores = (machine_busy_s() - busy_started) / (time.monotonic() - wall_started)
     failed = [p.exitcode for p in processes if p.exitcode]
     if failed:
         raise SystemExit(f"{len(failed)} annotator processes failed (exit codes {failed})")
@@ -495,6 +564,9 @@ def phase_run(args: argparse.Namespace, phase: str, usernames: list[str], data_d
         max_holders=max_holders,
         double_held=double_held,
         handed_twice=handed_twice,
+        machine_busy_cores=busy_cores,
+        annotators_cpu_s=sum(r.cpu_s for r in results),
+        backends_cpu_s=None if any(r.db_cpu_s is None for r in results) else sum(r.db_cpu_s for r in results),
         **db,
     )
 
@@ -528,6 +600,15 @@ def holds_check(holds: list[tuple[tuple[int, bool, int, int], str]]) -> tuple[in
         max_holders = max(max_holders, most)
         double_held += most > 1
     return max_holders, double_held, handed_twice
+
+
+def others_cpu_s(report: PhaseReport) -> float | None:
+    """CPU the machine spent on anything but the annotators and their backends: other people's work,
+    autovacuum, the WAL writer... On a shared machine it competes with the benchmark for the cores."""
+    if report.backends_cpu_s is None:
+        return None
+    bench_cores = (report.annotators_cpu_s + report.backends_cpu_s) / report.seconds
+    return max(0.0, report.machine_busy_cores - bench_cores) * report.seconds
 
 
 def decisions_check() -> dict[str, int]:
@@ -607,15 +688,22 @@ def machine_print() -> None:
 
 
 def plan_print(username: str, title: str) -> None:
-    """The plan of the claim query exactly as ``leases._claim`` sends it (run and rolled back)."""
+    """The plan of the claim query of ``claimable_tasks(...)`` as ``leases._claim`` sends it.
+
+    PostgreSQL: EXPLAIN ANALYZE of the SELECT ... FOR UPDATE SKIP LOCKED (run, then rolled back). SQLite:
+    EXPLAIN QUERY PLAN of the query, then of the conditional UPDATE that embeds it.
+    """
     from django.contrib.auth import get_user_model
-    from django.db import transaction
+    from django.db import connection, transaction
+    from django.db.models import sql
     from django.utils import timezone
 
-    from annotation.review.leases import claimable_tasks
+    from annotation.models import ReviewTask
+    from annotation.review.leases import claimable_tasks, lease_is_free_q
 
     annotator = get_user_model().objects.get(username=username)
-    candidates = claimable_tasks(annotator=annotator, kind=KIND, gold=False, now=timezone.now())
+    now = timezone.now()
+    candidates = claimable_tasks(annotator=annotator, kind=KIND, gold=False, now=now)
     print(f"\n{title}")
     if is_postgres():
         query = candidates.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True)[:1]
@@ -623,7 +711,21 @@ def plan_print(username: str, title: str) -> None:
             plan = query.explain(analyze=True, buffers=True)
             transaction.set_rollback(True)  # EXPLAIN ANALYZE really locked the row
     else:
-        plan = candidates.values_list("pk", flat=True)[:16].explain()
+        plan = candidates.values("pk")[:1].explain()
+        # The statement that claims: UPDATE ... WHERE id IN (that query) AND still open AND still free.
+        update = (
+            ReviewTask.objects.filter(pk__in=candidates.values("pk")[:1], status=ReviewTask.Status.OPEN)
+            .filter(lease_is_free_q(now))
+            .query.chain(sql.UpdateQuery)
+        )
+        update.add_update_values(
+            {"leased_by": annotator, "lease_token": uuid.uuid4(), "leased_at": now, "lease_expires_at": now}
+        )
+        statement, params = update.get_compiler(connection.alias).as_sql()
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params)
+            rows = cursor.fetchall()
+        plan += "\nthe claiming UPDATE:\n" + "\n".join(" ".join(str(v) for v in row) for row in rows)
     for line in plan.splitlines():
         print(f"    {line}")
 
@@ -637,6 +739,13 @@ def reports_print(reports: list[PhaseReport], args: argparse.Namespace, vendor: 
 
     def rate(count: int, report: PhaseReport) -> str:
         return f"{count / report.seconds:,.1f}"
+
+    def cores(cpu_s: float | None, report: PhaseReport) -> str:
+        return "-" if cpu_s is None else f"{cpu_s / report.seconds:.2f}"
+
+    def cpu_per_decision(report: PhaseReport) -> str:
+        cpu_s = report.annotators_cpu_s + (report.backends_cpu_s or 0)
+        return f"{cpu_s * 1000 / report.decided:.1f}" if report.decided else "-"
 
     def ms(values: list[float], *qs: float) -> str:
         return " / ".join(f"{percentile(values, q):.1f}" for q in qs)
@@ -658,6 +767,17 @@ def reports_print(reports: list[PhaseReport], args: argparse.Namespace, vendor: 
         "other rejections", [str(sum(r.rejected.values()) - r.rejected.get("lease_lost", 0)) for r in reports]
     )
     row("errors", [str(sum(r.errors.values())) for r in reports])
+    row(
+        "cpu: machine busy, cores",
+        [f"{r.machine_busy_cores:.2f} of {os.cpu_count()}" for r in reports],
+    )
+    row("cpu: annotator processes", [f"{r.annotators_cpu_s / r.seconds:.2f}" for r in reports])
+    row(
+        "cpu: their db backends",
+        [cores(r.backends_cpu_s, r) if vendor == "postgresql" else "(in process)" for r in reports],
+    )
+    row("cpu: everything else", [cores(others_cpu_s(r), r) for r in reports])
+    row("cpu ms per decision (bench)", [cpu_per_decision(r) for r in reports])
     row("empty claims", [str(r.empty_claims) for r in reports])
     row("db: decisions recorded", [f"{r.db_decisions:,}" for r in reports])
     row("db: tasks over required", [str(r.db_over_required) for r in reports])

@@ -80,16 +80,13 @@ def _submit(
     action: str,
     duration_ms: int | None,
 ) -> SubmitResult:
+    task = ReviewTask.objects.select_for_update().filter(pk=task_id).first()
+    # Checked under the task's row lock: a twin request that committed while this one waited is found here.
     replay = _replay(annotator=annotator, submission_key=submission_key)
     if replay is not None:
         return replay
-    task = ReviewTask.objects.select_for_update().filter(pk=task_id).first()
     if task is None:
         raise DecisionRejected("closed", "This task no longer exists.")
-    # Checked again under the row lock: a twin request may have committed while this one waited for it.
-    replay = _replay(annotator=annotator, submission_key=submission_key)
-    if replay is not None:
-        return replay
 
     chosen = queue_definition(task.kind).action(action)
     if chosen is None:
@@ -119,7 +116,7 @@ def _submit(
     _lease_clear(task)
     fields = ["decision_count", "leased_by", "lease_token", "leased_at", "lease_expires_at"]
     if not task.is_gold and task.decision_count >= task.required_decisions:
-        _resolve(task, user=annotator)
+        _resolve(task, user=annotator, latest=decision)
         fields += ["status", "outcome", "outcome_reason", "outcome_effects", "resolved_at"]
     task.save(update_fields=fields)
     return SubmitResult(decision, replayed=False)
@@ -134,13 +131,16 @@ def _replay(*, annotator: AbstractBaseUser, submission_key: uuid.UUID) -> Submit
     return SubmitResult(existing, replayed=True)
 
 
-def _resolve(task: ReviewTask, *, user: AbstractBaseUser | None) -> None:
+def _resolve(task: ReviewTask, *, user: AbstractBaseUser | None, latest: ReviewDecision) -> None:
     """All decisions in: apply the agreed verdict, or send the task to adjudication."""
-    decisions = list(
-        ReviewDecision.objects.filter(task=task, undone_at=None, is_adjudication=False).order_by(
-            "created_at", "id"
+    if task.decision_count == 1:
+        decisions = [latest]  # the usual case (no overlap) needs no second look at the table
+    else:
+        decisions = list(
+            ReviewDecision.objects.filter(task=task, undone_at=None, is_adjudication=False).order_by(
+                "created_at", "id"
+            )
         )
-    )
     verdicts = {decision.verdict for decision in decisions}
     if len(verdicts) > 1:
         task.status = ReviewTask.Status.NEEDS_ADJUDICATION

@@ -5,8 +5,8 @@ prefetched). A lease lasts ``REVIEW_LEASE_SECONDS`` and the open review page ren
 lease that lapsed is free for anyone to claim. Every claim ends in one conditional UPDATE of the task row
 ("set the holder where the task is open and nobody holds it"), so whatever the database, a task is held by
 one annotator at most. On PostgreSQL the candidate row is picked with ``FOR UPDATE SKIP LOCKED``, so
-concurrent claimers never queue behind each other; SQLite serializes writers anyway and relies on the
-conditional UPDATE alone.
+concurrent claimers never queue behind each other; SQLite serializes writers anyway. Either way the pick and
+the take are one statement.
 """
 
 import random
@@ -17,13 +17,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Exists, F, Lookup, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, Lookup, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from annotation.models import ReviewDecision, ReviewQueue, ReviewSkip, ReviewTask
-
-# How many candidates the SQLite path tries before giving up on one claim (all were taken meanwhile).
-_SQLITE_CANDIDATES = 16
 
 
 def lease_duration() -> timedelta:
@@ -140,34 +137,25 @@ def _claim(*, annotator: AbstractBaseUser, kind: str, gold: bool) -> ReviewTask 
         "lease_expires_at": now + lease_duration(),
     }
     candidates = claimable_tasks(annotator=annotator, kind=kind, gold=gold, now=now)
-    if connection.features.has_select_for_update_skip_locked:
-        with transaction.atomic():
-            pk = (
-                candidates.select_for_update(skip_locked=True, of=("self",))
-                .values_list("pk", flat=True)
-                .first()
-            )
-            if pk is None:
-                return None
-            if not _take(pk, now=now, lease=lease):
-                return None  # can't happen while we hold the row lock; the UPDATE stays the arbiter anyway
-    else:
-        for pk in candidates.values_list("pk", flat=True)[:_SQLITE_CANDIDATES]:
-            if _take(pk, now=now, lease=lease):
-                break
-        else:
-            return None
-    return ReviewTask.objects.get(pk=pk)
-
-
-def _take(pk: int, *, now, lease: dict) -> bool:
-    """The race-safe step: succeeds only if the task is still open and nobody else's lease is live."""
-    updated = (
-        ReviewTask.objects.filter(pk=pk, status=ReviewTask.Status.OPEN)
-        .filter(lease_is_free_q(now))
-        .update(**lease)
-    )
-    return updated == 1
+    # One statement picks and takes the task: UPDATE ... WHERE id = (<first claimable> LIMIT 1). The scalar
+    # subquery runs once (an InitPlan); "id IN (...)" may be re-run per row, and then a re-run that sees the
+    # first row already taken picks a second one, so one claim would lease two tasks. On PostgreSQL
+    # the pick is FOR UPDATE SKIP LOCKED, so concurrent claimers pass over each other's rows instead of queueing
+    # on the same one; SQLite runs the statement under its write lock, so what it picks is free at that instant.
+    # (Reading a candidate first and updating it after went stale on SQLite while the claimer waited for the
+    # lock, and cost PostgreSQL two more round trips per claim.)
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        taken = (
+            ReviewTask.objects.filter(pk=Subquery(candidates.values("pk")[:1]))
+            .filter(status=ReviewTask.Status.OPEN)
+            .filter(lease_is_free_q(now))
+            .update(**lease)
+        )
+    if taken != 1:
+        return None
+    return ReviewTask.objects.get(leased_by=annotator, lease_token=lease["lease_token"])
 
 
 def review_leases_renew(*, annotator: AbstractBaseUser, kind: str, task_ids: list[int]) -> list[int]:
