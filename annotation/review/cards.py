@@ -50,6 +50,7 @@ def cards_build(tasks: list[ReviewTask]) -> list[Card]:
     """Cards for the tasks, in the same order. Four queries whatever the number of tasks."""
     if not tasks:
         return []
+    order = {task.pk: index for index, task in enumerate(tasks)}
     tasks = list(
         ReviewTask.objects.filter(pk__in=[task.pk for task in tasks])
         .select_related(
@@ -62,7 +63,6 @@ def cards_build(tasks: list[ReviewTask]) -> list[Card]:
         )
         .order_by()
     )
-    order = {task.pk: index for index, task in enumerate(tasks)}
     product_ids, instance_ids = set(), set()
     for task in tasks:
         if task.kind == TaskKind.IMAGE_VERIFICATION:
@@ -103,11 +103,6 @@ def cards_build(tasks: list[ReviewTask]) -> list[Card]:
     cards = [builders[task.kind](task, context) for task in tasks]
     cards.sort(key=lambda card: order[card.task.pk])
     return cards
-
-
-def cards_for_held(held: list[ReviewTask]) -> list[Card]:
-    cards = {card.task.pk: card for card in cards_build(held)}
-    return [cards[task.pk] for task in held if task.pk in cards]
 
 
 def _panel(heading: str, subheading: str, images: list[Image], *, featured: Image | None = None) -> Panel:

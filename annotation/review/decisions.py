@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotation.models import ReviewDecision, ReviewTask
-from annotation.review.leases import lease_duration, review_tasks_held
+from annotation.review.leases import NO_LEASE, lease_duration, review_tasks_held
 from annotation.review.outcomes import OutcomeRevertError, outcome_apply, outcome_revert
 from annotation.review.queues import queue_definition
 
@@ -113,8 +113,9 @@ def _submit(
         is_correct=(chosen.verdict == task.gold_answer) if task.is_gold else None,
     )
     task.decision_count += 1
-    _lease_clear(task)
-    fields = ["decision_count", "leased_by", "lease_token", "leased_at", "lease_expires_at"]
+    for field, value in NO_LEASE.items():
+        setattr(task, field, value)
+    fields = ["decision_count", *NO_LEASE]
     if not task.is_gold and task.decision_count >= task.required_decisions:
         _resolve(task, user=annotator, latest=decision)
         fields += ["status", "outcome", "outcome_reason", "outcome_effects", "resolved_at"]
@@ -157,13 +158,6 @@ def _outcome_set(task: ReviewTask, *, verdict: str, reason: str, user: AbstractB
     task.outcome = verdict
     task.outcome_reason = reason
     task.resolved_at = timezone.now()
-
-
-def _lease_clear(task: ReviewTask) -> None:
-    task.leased_by = None
-    task.lease_token = None
-    task.leased_at = None
-    task.lease_expires_at = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +211,7 @@ def review_decision_undo(*, annotator: AbstractBaseUser, kind: str) -> UndoResul
         task.lease_token = uuid.uuid4()
         task.leased_at = min(now, first - timedelta(milliseconds=1))
         task.lease_expires_at = now + lease_duration()
-        fields += ["leased_by", "lease_token", "leased_at", "lease_expires_at"]
+        fields += list(NO_LEASE)
     task.save(update_fields=fields)
     return UndoResult(decision=decision, task=task, held_again=held_again)
 

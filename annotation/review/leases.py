@@ -22,6 +22,9 @@ from django.utils import timezone
 
 from annotation.models import ReviewDecision, ReviewQueue, ReviewSkip, ReviewTask
 
+# The lease fields of a task nobody holds.
+NO_LEASE = {"leased_by": None, "lease_token": None, "leased_at": None, "lease_expires_at": None}
+
 
 def lease_duration() -> timedelta:
     return timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
@@ -54,10 +57,11 @@ def review_tasks_claim(
 ) -> list[ReviewTask]:
     """Tops up the annotator's held tasks to ``hold`` and returns them all, in showing order."""
     hold = settings.REVIEW_HELD_TASKS if hold is None else hold
+    # Renew first, then read: what is read is held, with its renewed expiry.
+    ReviewTask.objects.filter(kind=kind, leased_by=annotator, status=ReviewTask.Status.OPEN).update(
+        lease_expires_at=timezone.now() + lease_duration()
+    )
     held = review_tasks_held(annotator=annotator, kind=kind)
-    if held:
-        review_leases_renew(annotator=annotator, kind=kind, task_ids=[task.pk for task in held])
-        held = review_tasks_held(annotator=annotator, kind=kind)  # with their renewed expiry
     if len(held) >= hold:
         return held
     queue = review_queue_get(kind=kind)
@@ -174,9 +178,7 @@ def review_leases_renew(*, annotator: AbstractBaseUser, kind: str, task_ids: lis
 
 def review_task_release(*, annotator: AbstractBaseUser, task_id: int) -> bool:
     """Gives a held task back to the queue at once (instead of letting its lease run out)."""
-    released = ReviewTask.objects.filter(pk=task_id, leased_by=annotator).update(
-        leased_by=None, lease_token=None, leased_at=None, lease_expires_at=None
-    )
+    released = ReviewTask.objects.filter(pk=task_id, leased_by=annotator).update(**NO_LEASE)
     return released == 1
 
 
@@ -200,5 +202,5 @@ def review_skips_clear(*, annotator: AbstractBaseUser, kind: str) -> int:
 def review_leases_expired_clear() -> int:
     """Clears lapsed leases, so "in progress" counts are true. Claims don't need it: they ignore lapsed leases."""
     return ReviewTask.objects.filter(leased_by__isnull=False, lease_expires_at__lt=timezone.now()).update(
-        leased_by=None, lease_token=None, leased_at=None, lease_expires_at=None
+        **NO_LEASE
     )

@@ -19,6 +19,7 @@ from annotation.models import (
     ReviewTask,
     TaskKind,
 )
+from annotation.review.leases import NO_LEASE
 from annotation.services.instances import MergeError, instance_merge, instance_merge_undo
 
 
@@ -209,9 +210,6 @@ def _obsolete(tasks, *, by: ReviewTask) -> list[int]:
             status=ReviewTask.Status.OBSOLETE,
             obsoleted_by=by,
             resolved_at=timezone.now(),
-            leased_by=None,
-            lease_token=None,
-            leased_at=None,
-            lease_expires_at=None,
+            **NO_LEASE,
         )
     return ids

@@ -22,7 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.models import Image, ReviewDecision, ReviewSkip, ReviewTask
-from annotation.review.cards import cards_build, cards_for_held
+from annotation.review.cards import cards_build
 from annotation.review.decisions import (
     DecisionRejected,
     UndoRejected,
@@ -127,7 +127,7 @@ def queue_page(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "queue": queue,
         "slug": slug,
-        "cards": cards_for_held(held),
+        "cards": cards_build(held),
         "keys": keys,
         "key_help": [(keys[name], labels[name]) for name in keys],
         "review_config": {
@@ -161,13 +161,16 @@ def _deck_update(request: HttpRequest, kind: str, **extra) -> JsonResponse:
     held = review_tasks_claim(annotator=request.user, kind=kind)
     have = _have(request)
     new = [task for task in held if task.pk not in have]
-    html = "".join(
-        render_to_string(
-            "review/_card.html", {"card": card, "keys": keymap_get(user=request.user, kind=kind)}
-        )
-        for card in cards_for_held(new)
-    )
+    html = _cards_html(request, kind, new)
     return JsonResponse({"ok": True, "held": [task.pk for task in held], "cards": html, **extra})
+
+
+def _cards_html(request: HttpRequest, kind: str, tasks: list[ReviewTask]) -> str:
+    """The card partials of ``tasks``, as the review page renders them."""
+    keys = keymap_get(user=request.user, kind=kind)
+    return "".join(
+        render_to_string("review/_card.html", {"card": card, "keys": keys}) for card in cards_build(tasks)
+    )
 
 
 def _error(code: str, message: str, status: int) -> JsonResponse:
@@ -225,12 +228,7 @@ def undo(request: HttpRequest, slug: str) -> JsonResponse:
         result = review_decision_undo(annotator=request.user, kind=kind)
     except UndoRejected as exc:
         return _error("cannot_undo", str(exc), 409)
-    card_html = ""
-    if result.held_again:
-        [card] = cards_build([result.task])
-        card_html = render_to_string(
-            "review/_card.html", {"card": card, "keys": keymap_get(user=request.user, kind=kind)}
-        )
+    card_html = _cards_html(request, kind, [result.task]) if result.held_again else ""
     message = f"Undid your answer on task #{result.task.pk}."
     if not result.held_again:
         message += " Another annotator holds it now."
