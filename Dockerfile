@@ -1,9 +1,11 @@
-# The web and CPU-worker image. GPU nodes add requirements-gpu.txt on a CUDA base (see README).
+# The web and worker image. REQUIREMENTS picks what it installs: requirements.txt for the web app (small, no
+# torch), requirements-ml.txt for mining workers, requirements-gpu.txt on a CUDA base for GPU nodes (see README).
 FROM python:3.11-slim
+ARG REQUIREMENTS=requirements.txt
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=config.settings.production
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+COPY requirements*.txt .
+RUN pip install --no-cache-dir -r ${REQUIREMENTS}
 COPY . .
 RUN DJANGO_SECRET_KEY=build-only-build-only-build-only-build-only-build-only \
     DJANGO_ALLOWED_HOSTS=build DATABASE_URL=sqlite:////tmp/build.sqlite3 \

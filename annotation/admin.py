@@ -8,6 +8,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from annotation.models import Category, Image, Instance, InstanceMerge, Product
 from annotation.services.catalog_upload import UploadRejected, catalog_upload_import_start
@@ -81,6 +82,7 @@ class ProductAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     inlines = [ImageInline]
     change_list_template = "admin/annotation/product/change_list.html"
+    actions = ["mine_sources"]
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).annotate(image_count=Count("images"))
@@ -88,6 +90,11 @@ class ProductAdmin(admin.ModelAdmin):
     @admin.display(ordering="image_count", description="images")
     def image_count(self, product: Product) -> int:
         return product.image_count
+
+    @admin.action(description="Mine the catalog sources of the selected products…")
+    def mine_sources(self, request: HttpRequest, queryset) -> HttpResponse:
+        sources = sorted(set(queryset.values_list("source", flat=True)))
+        return redirect(f"{reverse('admin:mining_start')}?{urlencode({'sources': ','.join(sources)})}")
 
     def get_urls(self):
         return [

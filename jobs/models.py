@@ -33,6 +33,14 @@ class Job(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
     celery_task_id = models.CharField(max_length=255, blank=True)
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="children",
+        help_text="The job this one is a stage of (a pipeline's stages); cancelling the parent cancels it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -54,3 +62,57 @@ class Job(models.Model):
         if not self.progress_total:
             return None
         return min(1.0, self.progress_done / self.progress_total)
+
+
+class JobChunk(models.Model):
+    """One piece of a job that several workers share (a batch of images to embed, an instance to fine-tune on).
+
+    A chunk is claimed by one worker at a time; a chunk whose worker stopped sending heartbeats can be claimed
+    again, so every chunk's work must be safe to repeat.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    payload = models.JSONField(default=dict, help_text="What the chunk covers, e.g. image ids.")
+    units_total = models.PositiveIntegerField(default=0)
+    units_done = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker claimed it.")
+    worker = models.CharField(max_length=255, blank=True, help_text="The Celery task that holds it.")
+    result = models.JSONField(default=dict, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="job_chunk_unique_number")]
+        indexes = [models.Index(fields=["job", "status"])]
+
+    def __str__(self) -> str:
+        return f"chunk {self.number} of job #{self.job_id} ({self.status})"
+
+
+class JobLogEntry(models.Model):
+    """A line of a job's log: what a person following the job wants to read (stages, counts, warnings)."""
+
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_entries")
+    at = models.DateTimeField(auto_now_add=True)
+    level = models.CharField(max_length=16, choices=Level.choices, default=Level.INFO)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["job", "at", "id"]
+        verbose_name_plural = "job log entries"
+
+    def __str__(self) -> str:
+        return f"[{self.level}] {self.message[:80]}"

@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from jobs.models import Job
+from jobs.models import Job, JobLogEntry
 
 
 class JobCancelled(Exception):
@@ -32,12 +32,14 @@ def job_create(
     parameters: dict[str, Any] | None = None,
     created_by: AbstractBaseUser | None = None,
     total: int | None = None,
+    parent: Job | None = None,
 ) -> Job:
     return Job.objects.create(
         kind=kind,
         parameters=parameters or {},
         created_by=created_by if created_by is not None and created_by.is_authenticated else None,
         progress_total=total,
+        parent=parent,
     )
 
 
@@ -143,14 +145,28 @@ def job_fail(*, job: Job, error: str) -> Job:
 
 
 def job_cancel(*, job: Job) -> Job:
-    """Cancels a queued or running job; a running one stops at its next progress report."""
-    updated = Job.objects.filter(pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
+    """Cancels a queued or running job and its unfinished stages; a running one stops at its next progress
+    report."""
+    active = [Job.Status.QUEUED, Job.Status.RUNNING]
+    updated = Job.objects.filter(pk=job.pk, status__in=active).update(
         status=Job.Status.CANCELLED, finished_at=timezone.now(), message="Cancelled."
     )
     job.refresh_from_db()
     if not updated:
         raise JobStateError(f"Job {job.pk} is already {job.status}.")
+    children = Job.objects.filter(parent=job, status__in=active)
+    while children.exists():  # stages of stages: one level per round
+        ids = list(children.values_list("pk", flat=True))
+        Job.objects.filter(pk__in=ids, status__in=active).update(
+            status=Job.Status.CANCELLED, finished_at=timezone.now(), message="Cancelled with its pipeline."
+        )
+        children = Job.objects.filter(parent__in=ids, status__in=active)
     return job
+
+
+def job_log(*, job: Job, message: str, level: str = JobLogEntry.Level.INFO) -> JobLogEntry:
+    """Adds a line to the job's log, shown on its page."""
+    return JobLogEntry.objects.create(job=job, message=message, level=level)
 
 
 @contextmanager
@@ -165,5 +181,10 @@ def job_running(*, job: Job, total: int | None = None) -> Iterator[Job]:
     except JobCancelled:
         return
     except Exception as exc:
-        job_fail(job=job, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+        job_fail(job=job, error=job_error_text(exc))
         raise
+
+
+def job_error_text(exc: BaseException) -> str:
+    """The error a failed job shows: the exception first (what a person acts on), then the traceback."""
+    return f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"

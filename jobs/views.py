@@ -14,25 +14,35 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from jobs.models import Job
+from jobs.selectors import job_log_tail, job_pace
 from jobs.services import JobStateError, job_cancel
 
 
 @login_required
 @permission_required("jobs.view_job", raise_exception=True)
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = get_object_or_404(Job.objects.select_related("created_by"), pk=job_id)
-    return render(request, "jobs/detail.html", {"job": job})
+    job = get_object_or_404(Job.objects.select_related("created_by", "parent"), pk=job_id)
+    return render(request, "jobs/detail.html", _progress_context(job))
 
 
 @login_required
 @permission_required("jobs.view_job", raise_exception=True)
 def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job, pk=job_id)
-    response = render(request, "jobs/_progress.html", {"job": job})
+    response = render(request, "jobs/_progress.html", _progress_context(job))
     if job.is_finished and request.htmx:
         # Stop polling and let the page refresh its result section.
         response["HX-Trigger"] = "job-finished"
     return response
+
+
+def _progress_context(job: Job) -> dict:
+    return {
+        "job": job,
+        "pace": job_pace(job=job),
+        "log": job_log_tail(job=job),
+        "stages": list(job.children.order_by("pk")),
+    }
 
 
 @login_required

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on embedded defaults: installs, migrates, creates the demo users, makes and imports the demo
-# catalogs, fills the review queues from them, starts a Celery worker on the embedded broker and serves the
-# site on http://127.0.0.1:8000/.
+# catalogs, runs the mining pipeline on each (which fills the four review queues), starts a Celery worker on
+# the embedded broker and serves the site on http://127.0.0.1:8000/.
 # With DATABASE_URL / REDIS_URL set it uses PostgreSQL / Redis instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ DEMO_SEED="${DEMO_SEED:-7}"
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.local}"
 export PYTHONUNBUFFERED=1
 
-source scripts/venv.sh requirements.txt
+source scripts/venv.sh requirements-ml.txt
 DATA="${TWIN_DATA_DIR:-data}"
 mkdir -p "$DATA/demo"
 
@@ -32,14 +32,29 @@ python manage.py make_folder_manifest annotation/demo_data/dreambooth_subset --o
 python manage.py import_catalog "$DATA/demo/dreambooth-manifest.jsonl" --images-root annotation/demo_data/dreambooth_subset \
   --source dreambooth --report "$DATA/demo/dreambooth-import-report.json" --no-progress
 
-echo "== Demo review tasks (a stand-in for mining until it exists; a rerun adds nothing)"
-python manage.py make_demo_review_tasks --source demo-generated --ground-truth "$DATA/demo/generated/ground_truth.json" --seed "$DEMO_SEED"
-python manage.py make_demo_review_tasks --source dreambooth --seed "$DEMO_SEED"
+# No CLIP or Stable Diffusion weights can be downloaded here, so the demo embeds with the weightless colour and
+# layout descriptor and runs DreamBooth on tiny random-weight components (its images are noise: it shows the
+# plumbing, not the quality). With weights at hand: DEMO_EMBEDDER=open_clip:ViT-B-32:laion2b_s34b_b79k and
+# DEMO_DREAMBOOTH_MODEL=<Stable Diffusion folder or cached hub id> DEMO_DREAMBOOTH="" (the paper's settings).
+DEMO_EMBEDDER="${DEMO_EMBEDDER:-descriptor}"
+DEMO_DREAMBOOTH_MODEL="${DEMO_DREAMBOOTH_MODEL:-tiny-random}"
+DEMO_DREAMBOOTH="${DEMO_DREAMBOOTH---set resolution=32 --set train_steps=20 --set inference_steps=4 --set instances_limit=4}"
+export TWIN_MINING_ALLOW_RANDOM_WEIGHTS="${TWIN_MINING_ALLOW_RANDOM_WEIGHTS:-1}"
+for SOURCE in demo-generated dreambooth; do
+  echo "== Mining pipeline on $SOURCE: verification, embed ($DEMO_EMBEDDER), duplicates, hard negatives, DreamBooth ($DEMO_DREAMBOOTH_MODEL)"
+  # shellcheck disable=SC2086  # DEMO_DREAMBOOTH is a list of options
+  python manage.py mine pipeline --source "$SOURCE" --embedder "$DEMO_EMBEDDER" \
+    --set model="$DEMO_DREAMBOOTH_MODEL" --set seed="$DEMO_SEED" $DEMO_DREAMBOOTH
+done
+echo "== Gold tasks from the ground truth (a rerun adds nothing)"
+python manage.py make_demo_review_tasks --source demo-generated --ground-truth "$DATA/demo/generated/ground_truth.json" --seed "$DEMO_SEED" --gold-only
+python manage.py make_demo_review_tasks --source dreambooth --seed "$DEMO_SEED" --gold-only
 
 WORKER_PID=""
 if [ "${CELERY_TASK_ALWAYS_EAGER:-0}" != "1" ]; then
   echo "== Starting a Celery worker (log: $DATA/worker.log)"
-  celery -A config worker --loglevel INFO --concurrency 1 --pool threads >"$DATA/worker.log" 2>&1 &
+  # One worker for both queues here; in production GPU nodes consume "gpu" (see README).
+  celery -A config worker -Q celery,gpu --loglevel INFO --concurrency 1 --pool threads >"$DATA/worker.log" 2>&1 &
   WORKER_PID=$!
   trap '[ -n "$WORKER_PID" ] && kill "$WORKER_PID" 2>/dev/null || true' EXIT INT TERM
 fi

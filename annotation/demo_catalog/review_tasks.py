@@ -32,8 +32,6 @@ generated images by content hash, gold copies by their task. Each service commit
 interrupted run leaves a consistent part done, and the next run completes it.
 """
 
-import hashlib
-import io
 import json
 import math
 from collections import defaultdict
@@ -42,9 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
 from django.db.models import Q
 from PIL import Image as PILImage
 
@@ -69,6 +65,7 @@ from annotation.review.task_creation import (
     image_verification_tasks_create,
     synthetic_validation_tasks_create,
 )
+from annotation.services.generated_images import generated_image_store
 
 # The review page shows the flagged pairs side by side; more than four stop fitting.
 FLAGGED_PAIRS_MAX = 4
@@ -118,13 +115,7 @@ def demo_review_tasks_create(
     The result has one count per queue (regular tasks), ``<queue>_gold`` per queue and
     ``generated_images``.
     """
-    products = list(
-        Product.objects.filter(source=source, instance__merged_into=None).values_list(
-            "pk", "external_id", "instance_id", "instance__category_id"
-        )
-    )
-    if not products:
-        raise DemoReviewTasksError(f"no products from the source {source!r}: import the catalog first")
+    products = _source_products(source)
     truth = _truth_load(ground_truth_path, {external_id for _, external_id, _, _ in products})
     key_of_instance = _instance_keys(products, truth)
     counts: dict[str, int] = {}
@@ -177,16 +168,66 @@ def demo_review_tasks_create(
         synthetic_validation_tasks_create(images=Image.objects.filter(generated_for__in=instance_ids))
     )
 
+    counts.update(
+        _gold_tasks_create(
+            truth=truth,
+            products=products,
+            key_of_instance=key_of_instance,
+            seed=seed,
+            gold_per_queue=gold_per_queue,
+        )
+    )
+    return counts
+
+
+def demo_gold_tasks_create(
+    *, ground_truth_path: Path | None, source: str, seed: int = 0, gold_per_queue: int = GOLD_PER_QUEUE
+) -> dict[str, int]:
+    """Only the gold copies: for queues filled by the mining stage, the tasks whose answer the ground truth
+    (or, without it, the folder layout) knows. Returns ``<queue>_gold`` counts."""
+    products = _source_products(source)
+    truth = _truth_load(ground_truth_path, {external_id for _, external_id, _, _ in products})
+    return _gold_tasks_create(
+        truth=truth,
+        products=products,
+        key_of_instance=_instance_keys(products, truth),
+        seed=seed,
+        gold_per_queue=gold_per_queue,
+    )
+
+
+def _source_products(source: str) -> list[tuple[int, str, int, int]]:
+    products = list(
+        Product.objects.filter(source=source, instance__merged_into=None).values_list(
+            "pk", "external_id", "instance_id", "instance__category_id"
+        )
+    )
+    if not products:
+        raise DemoReviewTasksError(f"no products from the source {source!r}: import the catalog first")
+    return products
+
+
+def _gold_tasks_create(
+    *,
+    truth: dict | None,
+    products: list[tuple[int, str, int, int]],
+    key_of_instance: dict[int, str],
+    seed: int,
+    gold_per_queue: int,
+) -> dict[str, int]:
+    source_product_ids = [pk for pk, _, _, _ in products]
+    instance_ids = sorted({instance_id for _, _, instance_id, _ in products})
     answers = _GoldAnswers(
         truth=truth, key_of_instance=key_of_instance, external_id={pk: e for pk, e, _, _ in products}
     )
     scopes = {
-        TaskKind.IMAGE_VERIFICATION: Q(image__product__source=source),
-        TaskKind.DUPLICATE_MERGE: Q(product_a__source=source),
+        TaskKind.IMAGE_VERIFICATION: Q(image__product__in=source_product_ids),
+        TaskKind.DUPLICATE_MERGE: Q(product_a__in=source_product_ids),
         TaskKind.HARD_NEGATIVE: Q(instance__in=instance_ids),
         TaskKind.SYNTHETIC_VALIDATION: Q(image__generated_for__in=instance_ids),
     }
     rng = np.random.default_rng((seed, _STREAM_GOLD))
+    counts = {}
     for kind, scope in scopes.items():
         counts[f"{kind.value}_gold"] = _gold_create(
             kind=kind, scope=scope, answer=answers.for_kind(kind), total=gold_per_queue, rng=rng
@@ -453,7 +494,10 @@ def _stand_ins_create(*, truth: dict, products: list[tuple[int, str, int, int]],
             np.random.default_rng((truth["seed"], seed, _STREAM_SYNTHETIC, number)),
             size=truth["image_size"],
         )
-        created += _generated_image_store(picture, instance_id=instance_id, source_path=stand_in.source_path)
+        stored = generated_image_store(
+            picture, instance_id=instance_id, source_path=stand_in.source_path, jpeg_quality=JPEG_QUALITY
+        )
+        created += stored is not None
     return created
 
 
@@ -473,35 +517,6 @@ def _stand_in_render(
     # "drop_indistinguishable": the object itself, from a new viewpoint, like an overfitted model's sample.
     view = view_sample(rng)
     return view_render(instance_draw(spec, size=size, flipped=view.flip), view, size=size)
-
-
-def _generated_image_store(picture: PILImage.Image, *, instance_id: int, source_path: str) -> int:
-    """Stores the picture like the import stores photos (content-addressed); 1 if it made a new row."""
-    buffer = io.BytesIO()
-    picture.save(buffer, "JPEG", quality=JPEG_QUALITY)
-    content = buffer.getvalue()
-    sha = hashlib.sha256(content).hexdigest()
-    if Image.objects.filter(sha256=sha).exists():
-        return 0
-    name = f"images/{sha[:2]}/{sha}.jpg"
-    if not default_storage.exists(name):
-        name = default_storage.save(name, ContentFile(content))
-    try:
-        with transaction.atomic():
-            Image.objects.create(
-                generated_for_id=instance_id,
-                product=None,
-                origin=Image.Origin.GENERATED,
-                file=name,
-                sha256=sha,
-                source_sha256=sha,
-                source_path=source_path,
-                width=picture.width,
-                height=picture.height,
-            )
-    except IntegrityError:  # another run stored the same bytes meanwhile
-        return 0
-    return 1
 
 
 # --- gold ------------------------------------------------------------------------------------------------

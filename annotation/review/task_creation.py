@@ -5,12 +5,13 @@ task has a subject key that is unique within its queue, so creating the same can
 (and a pair once judged is never asked about again). Tasks are inserted in batches: mining makes millions.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from annotation.models import (
     Image,
@@ -21,7 +22,7 @@ from annotation.models import (
     ReviewTask,
     TaskKind,
 )
-from annotation.review.leases import review_queue_get
+from annotation.review.leases import NO_LEASE, review_queue_get
 from annotation.review.queues import queue_definition
 
 BATCH_SIZE = 2000
@@ -133,13 +134,24 @@ def hard_negative_tasks_create(*, candidates: Iterable[HardNegativeCandidate]) -
     return _insert(TaskKind.HARD_NEGATIVE, tasks())
 
 
+def hard_negative_tasks_obsolete_merged() -> int:
+    """Closes the open hard-negative tasks whose instance or candidate was merged into another since: the
+    shortlist of the merged instance replaces them. Returns how many it closed."""
+    merged = Q(instance__merged_into__isnull=False) | Q(candidate_instance__merged_into__isnull=False)
+    return ReviewTask.objects.filter(
+        merged, kind=TaskKind.HARD_NEGATIVE, status=ReviewTask.Status.OPEN, is_gold=False
+    ).update(status=ReviewTask.Status.OBSOLETE, resolved_at=timezone.now(), **NO_LEASE)
+
+
 def synthetic_validation_tasks_create(
-    *, images: QuerySet[Image] | None = None, priority: int = 0
+    *, images: QuerySet[Image] | None = None, priority: int = 0, prompts: Mapping[int, str] | None = None
 ) -> list[int]:
-    """One task per generated image still pending review."""
+    """One task per generated image still pending review; ``prompts`` (image id -> the prompt that made it)
+    is shown on the card."""
     if images is None:
         images = Image.objects.all()
     images = images.filter(origin=Image.Origin.GENERATED, review_status=ReviewStatus.PENDING).order_by("pk")
+    prompts = prompts or {}
     tasks = (
         ReviewTask(
             kind=TaskKind.SYNTHETIC_VALIDATION,
@@ -147,6 +159,7 @@ def synthetic_validation_tasks_create(
             image_id=pk,
             instance_id=instance_id,
             priority=priority,
+            payload={"prompt": prompts[pk]} if pk in prompts else {},
         )
         for pk, instance_id in images.values_list("pk", "generated_for_id").iterator(chunk_size=BATCH_SIZE)
     )

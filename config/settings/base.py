@@ -248,6 +248,35 @@ REVIEW_HELD_TASKS = env.int("TWIN_REVIEW_HELD_TASKS", default=2)
 REVIEW_IDLE_SECONDS = env.int("TWIN_REVIEW_IDLE_SECONDS", default=600)
 
 
+# --- Mining --------------------------------------------------------------------------------------------
+
+# The default embedder: "open_clip:<model>:<pretrained tag or weights file>", or "descriptor" (the weightless
+# colour and layout descriptor). open_clip looks for weights in TWIN_MODEL_CACHE_DIR (default: the Hugging Face
+# cache); it never downloads inside a worker that has no network, and never falls back to random weights.
+MINING_EMBEDDER = env.str("TWIN_MINING_EMBEDDER", default="open_clip:ViT-B-32:laion2b_s34b_b79k")
+MINING_MODEL_CACHE_DIR = env.str("TWIN_MODEL_CACHE_DIR", default="") or None
+# Random weights ("open_clip:<model>:random", DreamBooth "tiny-random") are refused unless this is set: the
+# tests and the demo (which has no weights to load) set it; a production worker never should.
+MINING_ALLOW_RANDOM_WEIGHTS = env.bool("TWIN_MINING_ALLOW_RANDOM_WEIGHTS", default=False)
+MINING_DEVICE = env.str("TWIN_MINING_DEVICE", default="auto")
+MINING_EMBED_BATCH_SIZE = env.int("TWIN_MINING_EMBED_BATCH_SIZE", default=64)
+MINING_EMBED_WORKERS = env.int("TWIN_MINING_EMBED_WORKERS", default=2)  # image decoding processes
+MINING_EMBED_CHUNK_SIZE = env.int("TWIN_MINING_EMBED_CHUNK_SIZE", default=1024)  # images per Celery task
+# Nearest neighbours: exact blocked products up to this many vectors, FAISS HNSW above.
+MINING_EXACT_SEARCH_MAX = env.int("TWIN_MINING_EXACT_SEARCH_MAX", default=200_000)
+# DreamBooth base model: a folder in diffusers layout or a hub id already in the Hugging Face cache.
+MINING_DREAMBOOTH_MODEL = env.str(
+    "TWIN_MINING_DREAMBOOTH_MODEL", default="stable-diffusion-v1-5/stable-diffusion-v1-5"
+)
+# Queues: GPU work (CLIP embedding, DreamBooth) goes to its own queue, consumed by workers on GPU nodes.
+MINING_GPU_QUEUE = env.str("TWIN_MINING_GPU_QUEUE", default="gpu")
+MINING_CPU_QUEUE = env.str("TWIN_MINING_CPU_QUEUE", default="celery")
+# A chunk whose worker sent no heartbeat for this long is taken to be lost and is given to another worker;
+# the watchdog of a chunked job looks for that every MINING_WATCH_SECONDS.
+MINING_CHUNK_STALE_SECONDS = env.int("TWIN_MINING_CHUNK_STALE_SECONDS", default=300)
+MINING_WATCH_SECONDS = env.int("TWIN_MINING_WATCH_SECONDS", default=60)
+
+
 # --- REST framework ------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {

@@ -15,6 +15,9 @@ DEBUG = False
 ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+# The tests build tiny models with random weights; nothing is downloaded.
+MINING_ALLOW_RANDOM_WEIGHTS = True
+MINING_EMBED_WORKERS = env.int("TWIN_MINING_EMBED_WORKERS", default=0)
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 # Serve static files from the app folders as in development; the tests never run collectstatic.
 WHITENOISE_AUTOREFRESH = True

@@ -1,4 +1,4 @@
-"""manage.py make_demo_review_tasks --source NAME [--ground-truth PATH] [--seed S] [--gold-per-queue N]"""
+"""manage.py make_demo_review_tasks --source NAME [--ground-truth PATH] [--seed S] [--gold-per-queue N] [--gold-only]"""
 
 import time
 from pathlib import Path
@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from annotation.demo_catalog.review_tasks import (
     GOLD_PER_QUEUE,
     DemoReviewTasksError,
+    demo_gold_tasks_create,
     demo_review_tasks_create,
 )
 from annotation.models import TaskKind
@@ -33,12 +34,30 @@ class Command(BaseCommand):
             default=GOLD_PER_QUEUE,
             help=f"Gold copies per queue, where the answers are known (default {GOLD_PER_QUEUE}).",
         )
+        parser.add_argument(
+            "--gold-only",
+            action="store_true",
+            help="Only add gold copies of the tasks already in the queues (filled by the mining stage).",
+        )
 
     def handle(self, *args, **options) -> None:
         path = options["ground_truth"]
         if path is not None and not path.is_file():
             raise CommandError(f"no ground truth file at {path}")
         started = time.monotonic()
+        if options["gold_only"]:
+            try:
+                gold = demo_gold_tasks_create(
+                    ground_truth_path=path,
+                    source=options["source"],
+                    seed=options["seed"],
+                    gold_per_queue=options["gold_per_queue"],
+                )
+            except DemoReviewTasksError as exc:
+                raise CommandError(str(exc)) from None
+            made = ", ".join(f"{gold[f'{kind.value}_gold']} {kind.label.lower()}" for kind in TaskKind)
+            self.stdout.write(f"Gold tasks added for {options['source']!r}: {made}.")
+            return
         try:
             counts = demo_review_tasks_create(
                 ground_truth_path=path,
