@@ -42,7 +42,9 @@ def sync_role_groups(*, group_model: Any, permission_model: Any) -> None:
 
 
 def sync_role_groups_after_migrate(sender: Any, using: str = "default", **kwargs: Any) -> None:
-    if sender.label != "annotation":
+    # After each of the project's apps: its permissions are created by the auth app's own post_migrate handler,
+    # which runs before this one for the same app, and apps later in INSTALLED_APPS would otherwise be missed.
+    if sender.label not in RESEARCHER_APPS:
         return
     from django.contrib.auth.models import Group, Permission
 

@@ -494,10 +494,10 @@ def _stand_ins_create(*, truth: dict, products: list[tuple[int, str, int, int]],
             np.random.default_rng((truth["seed"], seed, _STREAM_SYNTHETIC, number)),
             size=truth["image_size"],
         )
-        stored = generated_image_store(
+        image = generated_image_store(
             picture, instance_id=instance_id, source_path=stand_in.source_path, jpeg_quality=JPEG_QUALITY
         )
-        created += stored is not None
+        created += image is not None
     return created
 
 
