@@ -43,7 +43,7 @@ def test_home_page_per_role(client, researcher, annotator, plain_user):
     assert "Open the catalog" in page and "Recent jobs" not in page
     client.force_login(researcher)
     page = client.get(reverse("home")).content.decode()
-    assert "Recent jobs" in page and "Import a catalog" in page
+    assert "Recent jobs" in page and "Import a catalog" in page and "Start mining" in page
     client.force_login(plain_user)
     page = client.get(reverse("home")).content.decode()
     assert "Open the catalog" not in page
