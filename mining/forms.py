@@ -34,7 +34,7 @@ class MiningStartForm(forms.Form):
     search = forms.ChoiceField(
         choices=[(m, m) for m in ("auto", "exact", "hnsw", "ivf")],
         initial="auto",
-        help_text="Nearest neighbours: auto is exact up to TWIN_MINING_EXACT_SEARCH_MAX vectors, FAISS HNSW above.",
+        help_text="Nearest neighbours: auto is exact up to TWIN_MINING_EXACT_SEARCH_MAX vectors, FAISS IVF above.",
     )
     seed = forms.IntegerField(initial=0, help_text="Draws the shortlist sizes and the DreamBooth photos.")
     same_category_only = forms.BooleanField(

@@ -12,6 +12,8 @@ need ``pretrained=None`` *and* ``allow_random_weights=True`` (tests, benchmarks,
 import hashlib
 import io
 import json
+import logging
+import multiprocessing
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ import numpy as np
 from mining.backends.descriptor import DESCRIPTOR_DIM, DESCRIPTOR_NAME, descriptor
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 RANDOM = "random"
@@ -143,6 +146,12 @@ class _Decoded:
 
 def _batches(dataset: _Decoded, *, batch_size: int, workers: int, pin_memory: bool = False) -> Iterator[Any]:
     from torch.utils.data import DataLoader
+
+    if workers and multiprocessing.current_process().daemon:
+        # A Celery prefork child is a daemon process, and daemons may not start processes: decode in this one.
+        # (GPU workers run with --pool solo or threads, where decoding workers are allowed.)
+        logger.warning("decoding in the worker process itself: a daemon process can't start decoding workers")
+        workers = 0
 
     loader = DataLoader(
         dataset,

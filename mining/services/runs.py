@@ -10,6 +10,7 @@ its stages as child jobs, one after the other; a failed stage fails the pipeline
 
 import logging
 import socket
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -61,6 +62,7 @@ from mining.services.synthetic import dreambooth_config_from, synthetic_chunks_p
 logger = logging.getLogger(__name__)
 
 CHUNKED_STAGES = (Stage.EMBED, Stage.SYNTHETIC)
+STEP_REPORT_SECONDS = 1.0
 
 
 # --- sending work ----------------------------------------------------------------------------------------
@@ -238,10 +240,17 @@ def _chunk_work(job: Job, chunk: JobChunk) -> dict[str, Any]:
 
     instance_id = chunk.payload["instance_id"]
 
+    last_report = 0.0
+
     def on_step(step: int, steps: int) -> None:
-        # Every step counts as a heartbeat; the job's progress counts whole instances.
+        # A heartbeat (and the cancel check) at most once a second: a GPU step takes a fraction of that. The
+        # job's progress counts whole instances.
+        nonlocal last_report
+        if time.monotonic() - last_report < STEP_REPORT_SECONDS and step < steps:
+            return
+        last_report = time.monotonic()
         job_chunk_advance(
-            chunk=chunk, units_done=0, message=f"DreamBooth, instance #{instance_id}: {step}/{steps}"
+            chunk=chunk, units_done=0, message=f"DreamBooth, instance #{instance_id}: step {step} of {steps}"
         )
 
     generated = synthetic_instance_run(

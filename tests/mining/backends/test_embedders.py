@@ -190,3 +190,22 @@ def test_an_undecodable_image_is_an_error_naming_it(family):
     contents = {"good.jpg": jpeg(drawing(body=(1, 2, 3), detail=(4, 5, 6))), "broken.jpg": b"not an image"}
     with pytest.raises(EmbeddingError, match="broken.jpg"):
         list(embedder.embed(["good.jpg", "broken.jpg"], contents.__getitem__, workers=0))
+
+
+def _embed_in_a_daemon(results) -> None:
+    embedder = embedder_load(embedder_spec_parse("descriptor"))
+    pictures = [jpeg(drawing(body=(9 * n, 40, 90), detail=(200, 20, 20))) for n in range(5)]
+    results.put(np.concatenate(list(embedder.embed(range(5), pictures.__getitem__, batch_size=2, workers=2))))
+
+
+def test_a_daemon_process_such_as_a_celery_prefork_child_still_embeds():
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    process = context.Process(target=_embed_in_a_daemon, args=(results,), daemon=True)
+    process.start()
+    vectors = results.get(timeout=60)
+    process.join(timeout=10)
+    assert process.exitcode == 0
+    assert vectors.shape == (5, embedder_load(embedder_spec_parse("descriptor")).dim)
