@@ -50,6 +50,9 @@ def django_setup(data_dir: Path) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    import logging
+
+    logging.getLogger().setLevel(logging.WARNING)  # open_clip logs every model it builds at INFO
 
 
 def dreambooth_manifest(output: Path) -> tuple[Path, list[tuple[str, str]], dict[str, str]]:

@@ -81,25 +81,15 @@ def hard_negative_shortlist(
         keep[keep] &= embedded.instance_ids[others[keep]] != instance
         sims, others, sources = sims[keep], others[keep], sources[keep]
         order = np.lexsort((embedded.image_ids[others], embedded.image_ids[sources], -sims))
-        pairs_of: dict[int, list[FlaggedPair]] = defaultdict(list)
-        ranked: list[int] = []
-        for position in order:
-            other_instance = int(embedded.instance_ids[others[position]])
-            if other_instance not in pairs_of:
-                if len(ranked) == k_of[instance]:
-                    continue  # this instance's shortlist is full; only its members' evidence is still wanted
-                ranked.append(other_instance)
-            if len(pairs_of[other_instance]) < FLAGGED_PAIRS_SHOWN:
-                pairs_of[other_instance].append(
-                    (
-                        int(embedded.image_ids[sources[position]]),
-                        int(embedded.image_ids[others[position]]),
-                        round(float(sims[position]), 4),
-                    )
-                )
+        sims, others, sources = sims[order], others[order], sources[order]
+        other_instances = embedded.instance_ids[others]
+        # Instances in the order of their best pair: the first place each appears in the sorted pairs.
+        found, first = np.unique(other_instances, return_index=True)
+        ranked = found[np.argsort(first, kind="stable")][: k_of[instance]]
         if len(ranked) < k_of[instance]:
             short += 1
-        for other_instance in ranked:
+        pairs_of = _best_pairs(embedded, ranked, other_instances, sims, others, sources)
+        for other_instance in ranked.tolist():
             pair = (min(instance, other_instance), max(instance, other_instance))
             flagged = pairs_of[other_instance]
             if pair in candidates and (candidates[pair].similarity or 0.0) >= flagged[0][2]:
@@ -114,6 +104,31 @@ def hard_negative_shortlist(
         candidates.values(), key=lambda c: (-(c.similarity or 0.0), c.instance_id, c.candidate_instance_id)
     )
     return Shortlist(candidates=ordered, instances=len(rows_of_instance), short=short)
+
+
+def _best_pairs(
+    embedded: EmbeddedImages,
+    ranked: np.ndarray,
+    other_instances: np.ndarray,
+    sims: np.ndarray,
+    others: np.ndarray,
+    sources: np.ndarray,
+) -> dict[int, list[FlaggedPair]]:
+    """The evidence of each shortlisted instance: its first few image pairs in the (sorted) pairs given."""
+    chosen = np.flatnonzero(np.isin(other_instances, ranked))
+    by_instance = chosen[np.argsort(other_instances[chosen], kind="stable")]  # stable: best pairs stay first
+    pairs_of: dict[int, list[FlaggedPair]] = defaultdict(list)
+    for position in by_instance.tolist():
+        other_instance = int(other_instances[position])
+        if len(pairs_of[other_instance]) < FLAGGED_PAIRS_SHOWN:
+            pairs_of[other_instance].append(
+                (
+                    int(embedded.image_ids[sources[position]]),
+                    int(embedded.image_ids[others[position]]),
+                    round(float(sims[position]), 4),
+                )
+            )
+    return pairs_of
 
 
 def hard_negative_tasks_refresh(
