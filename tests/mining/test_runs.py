@@ -233,3 +233,23 @@ def test_the_watchdog_finishes_a_job_whose_last_worker_died_after_its_chunk(demo
     job.refresh_from_db()
     assert job.status == Job.Status.SUCCEEDED
     assert job.result["embedded"] == usable_images().count()
+
+
+def test_embedding_with_open_clip_stores_the_model_s_vectors_under_its_own_key(demo_catalog):
+    job = run("embed", embedder="open_clip:twin-tiny-vit:random", batch_size=8, chunk_size=20)
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    vectors = ImageEmbedding.objects.filter(embedder_key="open_clip/twin-tiny-vit/random")
+    assert vectors.count() == usable_images().count()
+    assert set(vectors.values_list("dim", flat=True)) == {32}
+    duplicates = run("duplicates", embedder="open_clip:twin-tiny-vit:random")
+    assert duplicates.status == Job.Status.SUCCEEDED and duplicates.result["images"] == vectors.count()
+
+
+def test_weights_that_can_t_be_found_fail_the_job_saying_where_they_were_looked_for(
+    demo_catalog, settings, tmp_path
+):
+    settings.MINING_MODEL_CACHE_DIR = str(tmp_path)
+    job = run("embed", embedder="open_clip:ViT-B-32:laion2b_s34b_b79k")
+    assert job.status == Job.Status.FAILED
+    assert "WeightsUnavailable" in job.error and "ViT-B-32" in job.error and str(tmp_path) in job.error
+    assert not ImageEmbedding.objects.exists()
