@@ -19,6 +19,7 @@ from mining.services.stages import mining_job_create, stage_defaults
 class ImageEmbeddingAdmin(admin.ModelAdmin):
     list_display = ["id", "image", "embedder_key", "dim", "created_at"]
     list_filter = ["embedder_key"]
+    list_select_related = ["image__product"]
     search_fields = ["image__product__external_id", "image__sha256"]
     fields = ["image", "embedder_key", "dim", "created_at"]
     readonly_fields = fields

@@ -253,3 +253,13 @@ def test_weights_that_can_t_be_found_fail_the_job_saying_where_they_were_looked_
     assert job.status == Job.Status.FAILED
     assert "WeightsUnavailable" in job.error and "ViT-B-32" in job.error and str(tmp_path) in job.error
     assert not ImageEmbedding.objects.exists()
+
+
+def test_a_stable_diffusion_model_that_can_t_be_found_fails_the_synthetic_job_naming_it(
+    demo_catalog, tmp_path
+):
+    job = run("synthetic", model=str(tmp_path / "no-such-model"), instances_limit=2, resolution=32)
+    assert job.status == Job.Status.FAILED
+    assert "DreamBoothWeightsUnavailable" in job.error and "no-such-model" in job.error
+    assert not Image.objects.filter(origin=Image.Origin.GENERATED).exists()
+    assert not ReviewTask.objects.filter(kind=TaskKind.SYNTHETIC_VALIDATION).exists()
