@@ -72,7 +72,7 @@ def job_chunk_finish(*, chunk: JobChunk, result: dict[str, Any] | None = None) -
         finished_at=timezone.now(),
     )
     chunk.status = JobChunk.Status.DONE
-    return not JobChunk.objects.filter(job_id=chunk.job_id).exclude(status=JobChunk.Status.DONE).exists()
+    return job_chunks_all_done(job=chunk.job)
 
 
 def job_chunks_all_done(*, job: Job) -> bool:

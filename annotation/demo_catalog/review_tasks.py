@@ -66,6 +66,7 @@ from annotation.review.task_creation import (
     synthetic_validation_tasks_create,
 )
 from annotation.services.generated_images import generated_image_store
+from mining.backends.descriptor import COLOUR_HISTOGRAM_DIM, colour_histogram
 
 # The review page shows the flagged pairs side by side; more than four stop fitting.
 FLAGGED_PAIRS_MAX = 4
@@ -84,10 +85,6 @@ GOLD_PER_QUEUE = 4
 # gold copies read the verdict back on a later run; the seeds keep another catalog's stand-ins apart.
 STAND_IN_PREFIX = "demo-stand-in"
 
-# Colour histogram: 6 levels per channel (216 bins) of a 32x32 thumbnail. Finer bins split the same
-# colour under different light; coarser ones merge the parts of an object.
-_HIST_LEVELS = 6
-_THUMB = 32
 
 # Random streams, so the hard-negative draw doesn't change when the stand-in plan does, and vice versa.
 _STREAM_HARD_NEGATIVE = 1
@@ -269,19 +266,9 @@ def _instance_keys(products: list[tuple[int, str, int, int]], truth: dict | None
 
 
 def image_features(image: PILImage.Image) -> np.ndarray:
-    """A unit vector whose dot product with another is their Bhattacharyya coefficient: the square roots of
-    a coarse colour histogram, each pixel weighted by its colour's distance from the background colour."""
-    image.draft("RGB", (_THUMB * 2, _THUMB * 2))  # JPEG decodes at 1/2..1/8 scale: most of the cost saved
-    thumb = np.asarray(image.convert("RGB").resize((_THUMB, _THUMB), PILImage.Resampling.BILINEAR))
-    pixels = thumb.reshape(-1, 3).astype(np.int64)
-    # Product photos put the object in the middle: the border is backdrop, and so is what looks like it.
-    border = np.concatenate([thumb[0], thumb[-1], thumb[:, 0], thumb[:, -1]])
-    weights = np.linalg.norm(pixels - np.median(border, axis=0), axis=1) + 1.0  # + 1: a blank image counts
-    levels = pixels * _HIST_LEVELS // 256
-    bins = (levels[:, 0] * _HIST_LEVELS + levels[:, 1]) * _HIST_LEVELS + levels[:, 2]
-    histogram = np.bincount(bins, weights=weights, minlength=_HIST_LEVELS**3)
-    root = np.sqrt(histogram / histogram.sum())
-    return root / np.linalg.norm(root)
+    """A unit vector whose dot product with another is their Bhattacharyya coefficient: the colour part of the
+    mining stage's weightless descriptor (a background-weighted coarse colour histogram)."""
+    return colour_histogram(image)
 
 
 @dataclass
@@ -309,7 +296,7 @@ class _SimilarityIndex:
             .order_by("product__instance_id", "product_id", "position", "pk")
             .values_list("pk", "file", "product_id", "product__instance_id", "product__category_id")
         )
-        features = np.zeros((len(rows), _HIST_LEVELS**3))
+        features = np.zeros((len(rows), COLOUR_HISTOGRAM_DIM))
         for row, (_, name, *_) in enumerate(rows):
             with default_storage.open(name, "rb") as handle, PILImage.open(handle) as image:
                 features[row] = image_features(image)

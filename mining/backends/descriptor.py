@@ -20,13 +20,16 @@ from PIL import Image as PILImage
 
 DESCRIPTOR_NAME = "colour-layout-v1"
 _THUMB = 32
+# Colour histogram: 6 levels per channel (216 bins) of a 32x32 thumbnail. Finer bins split the same colour under
+# different light; coarser ones merge the parts of an object.
 _HIST_LEVELS = 6
+COLOUR_HISTOGRAM_DIM = _HIST_LEVELS**3
 _GRID = 4
 _ORIENTATIONS = 8
 # Weights of the parts in the concatenation: colour carries most of what tells demo objects apart; layout and
 # shape split look-alikes of the same colours.
 _WEIGHTS = {"colour": 1.0, "layout": 0.6, "shape": 0.5}
-DESCRIPTOR_DIM = _HIST_LEVELS**3 + _GRID * _GRID * 3 + 4 * _ORIENTATIONS
+DESCRIPTOR_DIM = COLOUR_HISTOGRAM_DIM + _GRID * _GRID * 3 + 4 * _ORIENTATIONS
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from django.db import transaction
 from jobs.models import Job
 from jobs.services import job_create
 from mining.services.embeddings import embedder_spec_for
-from mining.services.synthetic import TINY_RANDOM_MODEL, RandomWeightsRefused
+from mining.services.synthetic import dreambooth_model_check
 
 
 class Stage(StrEnum):
@@ -124,11 +124,8 @@ def _validate(stage: str, parameters: dict[str, Any]) -> None:
     limit = parameters.get("instances_limit")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError("instances_limit must be a positive whole number, or empty for all instances")
-    if parameters.get("model") == TINY_RANDOM_MODEL and not settings.MINING_ALLOW_RANDOM_WEIGHTS:
-        raise RandomWeightsRefused(
-            f"the DreamBooth model {TINY_RANDOM_MODEL!r} has random weights; set "
-            "TWIN_MINING_ALLOW_RANDOM_WEIGHTS=1 to use it in a test or a demo"
-        )
+    if "model" in parameters:
+        dreambooth_model_check(parameters["model"])
     if parameters.get("method", "lora") not in ("lora", "full"):
         raise ValueError("method must be lora or full")
     if parameters.get("prompt_subject", "token") not in ("token", "category"):

@@ -36,6 +36,15 @@ TINY_RANDOM_MODEL = "tiny-random"
 SOURCE_PREFIX = "dreambooth"
 
 
+def dreambooth_model_check(model: str) -> None:
+    """Refuses the random-weight model unless the settings allow it (tests and the demo)."""
+    if model == TINY_RANDOM_MODEL and not settings.MINING_ALLOW_RANDOM_WEIGHTS:
+        raise RandomWeightsRefused(
+            f"DreamBooth model {TINY_RANDOM_MODEL!r} has random weights: its images are noise. Name a Stable "
+            "Diffusion folder or hub id, or set TWIN_MINING_ALLOW_RANDOM_WEIGHTS=1 for a test or a demo"
+        )
+
+
 def dreambooth_config_from(parameters: dict) -> DreamBoothConfig:
     """The DreamBooth settings among a job's parameters (the rest are the job's own)."""
     names = {f.name for f in fields(DreamBoothConfig)}
@@ -149,13 +158,8 @@ def _components_get(*, model: str, config: DreamBoothConfig, device: str):
     key = (model, config.resolution if model == TINY_RANDOM_MODEL else None, device)
     if key not in _loaded:
         _loaded.clear()
+        dreambooth_model_check(model)
         if model == TINY_RANDOM_MODEL:
-            if not settings.MINING_ALLOW_RANDOM_WEIGHTS:
-                raise RandomWeightsRefused(
-                    f"DreamBooth model {TINY_RANDOM_MODEL!r} has random weights: its images are noise. Name a "
-                    "Stable Diffusion folder or hub id, or set TWIN_MINING_ALLOW_RANDOM_WEIGHTS=1 for a test or "
-                    "a demo"
-                )
             _loaded[key] = dreambooth_components_tiny(
                 resolution=config.resolution, seed=config.seed, device="cpu"
             )

@@ -247,3 +247,22 @@ def test_ground_truth_of_another_catalog_or_no_ground_truth_at_all_is_refused(tr
     with pytest.raises(DemoReviewTasksError, match="not a demo catalog's ground truth"):
         demo_review_tasks_create(ground_truth_path=other, source=SOURCE)
     assert not ReviewTask.objects.exists()
+
+
+def test_gold_only_adds_gold_copies_of_the_tasks_already_queued_and_nothing_twice(truth, demo, capsys):
+    made = demo_review_tasks_create(
+        ground_truth_path=demo.ground_truth_path, source=SOURCE, seed=5, gold_per_queue=0
+    )
+    assert not ReviewTask.objects.filter(is_gold=True).exists()
+    regular = ReviewTask.objects.filter(is_gold=False).count()
+
+    arguments = ["make_demo_review_tasks", "--source", SOURCE, "--ground-truth", str(demo.ground_truth_path)]
+    call_command(*arguments, "--gold-only", "--gold-per-queue", "3")
+    out = capsys.readouterr().out
+    assert out.startswith(f"Gold tasks added for '{SOURCE}': 3 image verification")
+    gold = ReviewTask.objects.filter(is_gold=True)
+    assert gold.count() == sum(min(3, made[queue]) for queue in QUEUES) and gold.count() >= 9
+    assert ReviewTask.objects.filter(is_gold=False).count() == regular  # no new regular task
+
+    call_command(*arguments, "--gold-only", "--gold-per-queue", "3")
+    assert ReviewTask.objects.filter(is_gold=True).count() == gold.count()

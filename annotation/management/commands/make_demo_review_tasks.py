@@ -45,21 +45,9 @@ class Command(BaseCommand):
         if path is not None and not path.is_file():
             raise CommandError(f"no ground truth file at {path}")
         started = time.monotonic()
-        if options["gold_only"]:
-            try:
-                gold = demo_gold_tasks_create(
-                    ground_truth_path=path,
-                    source=options["source"],
-                    seed=options["seed"],
-                    gold_per_queue=options["gold_per_queue"],
-                )
-            except DemoReviewTasksError as exc:
-                raise CommandError(str(exc)) from None
-            made = ", ".join(f"{gold[f'{kind.value}_gold']} {kind.label.lower()}" for kind in TaskKind)
-            self.stdout.write(f"Gold tasks added for {options['source']!r}: {made}.")
-            return
+        create = demo_gold_tasks_create if options["gold_only"] else demo_review_tasks_create
         try:
-            counts = demo_review_tasks_create(
+            counts = create(
                 ground_truth_path=path,
                 source=options["source"],
                 seed=options["seed"],
@@ -67,6 +55,10 @@ class Command(BaseCommand):
             )
         except DemoReviewTasksError as exc:
             raise CommandError(str(exc)) from None
+        if options["gold_only"]:
+            made = ", ".join(f"{counts[f'{kind.value}_gold']} {kind.label.lower()}" for kind in TaskKind)
+            self.stdout.write(f"Gold tasks added for {options['source']!r}: {made}.")
+            return
         seconds = time.monotonic() - started
         self.stdout.write(f"Review tasks created for {options['source']!r} in {seconds:.1f} s:")
         for kind in TaskKind:
