@@ -1,5 +1,7 @@
 """Researchers' admin for the catalog, with the catalog-import page and merge/undo actions."""
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
@@ -10,7 +12,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from annotation.models import Category, Image, Instance, InstanceMerge, Product
+from annotation.dataset.snapshots import snapshot_delete
+from annotation.models import Category, DatasetSnapshot, Image, Instance, InstanceMerge, Product
 from annotation.services.catalog_upload import UploadRejected, catalog_upload_import_start
 from annotation.services.instances import MergeError, instance_merge, instance_merge_undo
 
@@ -252,3 +255,69 @@ class InstanceMergeAdmin(admin.ModelAdmin):
 
 # The review queues keep their admin next to their code.
 import annotation.review.admin  # noqa: E402, F401
+
+
+@admin.register(DatasetSnapshot)
+class DatasetSnapshotAdmin(admin.ModelAdmin):
+    """Snapshots are frozen: the admin lists them and links to their pages; "add" freezes a new one."""
+
+    list_display = [
+        "__str__",
+        "status",
+        "pair_count",
+        "positive_count",
+        "negative_count",
+        "created_by",
+        "frozen_at",
+        "page",
+    ]
+    list_filter = ["status", "name"]
+    search_fields = ["name", "description", "content_hash"]
+    fields = [
+        "name",
+        "version",
+        "description",
+        "status",
+        "parameters",
+        "content_hash",
+        "pair_count",
+        "positive_count",
+        "negative_count",
+        "image_count",
+        "instance_count",
+        "job",
+        "created_by",
+        "created_at",
+        "frozen_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Page")
+    def page(self, snapshot: DatasetSnapshot) -> str:
+        return format_html(
+            '<a href="{}">statistics and exports</a>', reverse("dataset:snapshot", args=[snapshot.pk])
+        )
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        return redirect("dataset:freeze")
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """A summary, not the admin's list of every related row: a snapshot has hundreds of thousands of pairs."""
+        deleted = [
+            f"{snapshot}: {snapshot.pair_count:,} pairs and {snapshot.exports.count()} exports (their archives too)"
+            for snapshot in objs
+        ]
+        perms_needed = (
+            set() if request.user.has_perm("annotation.delete_datasetsnapshot") else {"dataset snapshot"}
+        )
+        return deleted, {"dataset snapshots": len(deleted)}, perms_needed, []
+
+    def delete_model(self, request: HttpRequest, obj: DatasetSnapshot) -> None:
+        snapshot_delete(snapshot=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for snapshot in queryset:
+            snapshot_delete(snapshot=snapshot)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # frozen

@@ -1,7 +1,8 @@
-"""The two roles, as Django groups with their permissions.
+"""The roles, as Django groups with their permissions.
 
 Researchers manage everything of the project's own apps through the admin; annotators read the catalog and
-work in the review queues. The groups are made by a data migration and re-synced after every ``migrate``, so
+work in the review queues; API users (engineers who pull the dataset) read frozen snapshots over the REST API
+and download their exports. The groups are made by a data migration and re-synced after every ``migrate``, so
 models added later get their permissions without another hand-written migration.
 """
 
@@ -9,6 +10,7 @@ from typing import Any
 
 ANNOTATOR = "annotator"
 RESEARCHER = "researcher"
+API_USER = "api user"
 
 # Every permission of these apps goes to researchers.
 RESEARCHER_APPS = ("jobs", "annotation", "mining", "training", "evaluation")
@@ -20,6 +22,7 @@ ANNOTATOR_PERMISSIONS = (
     ("annotation", "view_image"),
     ("annotation", "work_review_queues"),
 )
+API_USER_PERMISSIONS = (("annotation", "read_dataset"), ("annotation", "view_datasetsnapshot"))
 
 
 def sync_role_groups(*, group_model: Any, permission_model: Any) -> None:
@@ -34,11 +37,12 @@ def sync_role_groups(*, group_model: Any, permission_model: Any) -> None:
         )
     researcher.permissions.add(*researcher_permissions)
 
-    annotator, _ = group_model.objects.get_or_create(name=ANNOTATOR)
-    for app_label, codename in ANNOTATOR_PERMISSIONS:
-        annotator.permissions.add(
-            *permission_model.objects.filter(content_type__app_label=app_label, codename=codename)
-        )
+    for group_name, permissions in ((ANNOTATOR, ANNOTATOR_PERMISSIONS), (API_USER, API_USER_PERMISSIONS)):
+        group, _ = group_model.objects.get_or_create(name=group_name)
+        for app_label, codename in permissions:
+            group.permissions.add(
+                *permission_model.objects.filter(content_type__app_label=app_label, codename=codename)
+            )
 
 
 def sync_role_groups_after_migrate(sender: Any, using: str = "default", **kwargs: Any) -> None:
@@ -61,3 +65,7 @@ def user_can_review(user: Any) -> bool:
 
 def user_is_annotator(user: Any) -> bool:
     return bool(user.is_authenticated and user.groups.filter(name=ANNOTATOR).exists())
+
+
+def user_can_read_dataset(user: Any) -> bool:
+    return bool(user.is_authenticated and user.has_perm("annotation.read_dataset"))

@@ -2,13 +2,14 @@
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.static import serve
 
 from annotation.models import Category
-from annotation.roles import user_is_annotator, user_is_researcher
+from annotation.roles import user_can_read_dataset, user_is_annotator, user_is_researcher
 from annotation.selectors import catalog_counts, category_list_with_counts, product_list
 from jobs.selectors import job_list
 
@@ -38,7 +39,10 @@ def catalog(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def media_file(request: HttpRequest, path: str) -> HttpResponse:
-    """A file under MEDIA_ROOT, for signed-in users only. ``serve`` refuses paths that leave the root."""
+    """A file under MEDIA_ROOT, for signed-in users only (exports: for those who may read the dataset).
+    ``serve`` refuses paths that leave the root."""
+    if path.startswith("exports/") and not user_can_read_dataset(request.user):
+        raise PermissionDenied
     response = serve(request, path, document_root=settings.MEDIA_ROOT)
     if path.startswith("images/"):
         # Image names are their content's hash, so a cached copy never goes stale.

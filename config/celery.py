@@ -4,8 +4,11 @@ import os
 from pathlib import Path
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# "filesystem://" (the embedded broker) with atomic message files; see config/filesystem_broker.py.
+TRANSPORT_ALIASES["filesystem"] = "config.filesystem_broker:Transport"
 
 app = Celery("twin")
 app.config_from_object("django.conf:settings", namespace="CELERY")

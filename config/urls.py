@@ -13,7 +13,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/v1/", include("config.api_urls")),
     path("jobs/", include("jobs.urls")),
+    path("dataset/exports/", include("training.urls")),
+    path("dataset/", include("annotation.dataset.urls")),
     path("review/", include("annotation.review.urls")),
     path("", include("annotation.urls")),
 ]

@@ -4,8 +4,9 @@ State changes are conditional updates (``UPDATE ... WHERE status = ...``) so a c
 progress report from a worker can't overwrite each other, whichever lands first.
 """
 
+import logging
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -188,3 +189,20 @@ def job_running(*, job: Job, total: int | None = None) -> Iterator[Job]:
 def job_error_text(exc: BaseException) -> str:
     """The error a failed job shows: the exception first (what a person acts on), then the traceback."""
     return f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+
+
+def job_task_execute(
+    *, job_id: int, task_id: str, execute: Callable[[Job], object], logger: logging.Logger
+) -> dict:
+    """What a job's Celery task does: claims the job (nothing to do for a finished job or a duplicate message),
+    runs it, and logs a failure. The job records its failure itself; running the same input again can't help,
+    so the task doesn't retry."""
+    job = job_claim_for_worker(job_id=job_id, task_id=task_id)
+    if job is None:
+        return {"job": job_id, "ran": False}
+    try:
+        execute(job)
+    except Exception:
+        logger.exception("%s job %s failed", job.kind, job_id)
+    job.refresh_from_db()
+    return {"job": job_id, "ran": True, "status": job.status}

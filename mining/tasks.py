@@ -11,7 +11,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from jobs.services import job_claim_for_worker
+from jobs.services import job_task_execute
 from mining.services.runs import (
     mining_chunk_execute,
     mining_job_execute,
@@ -24,15 +24,12 @@ logger = logging.getLogger(__name__)
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def mining_job_task(self, job_id: int) -> dict:
-    job = job_claim_for_worker(job_id=job_id, task_id=self.request.id or "")
-    if job is None:
-        return {"job": job_id, "ran": False}
-    try:
-        mining_job_execute(job=job)
-    except Exception:  # recorded on the job (status, error, traceback); retrying the same input can't help
-        logger.exception("mining job %s failed", job_id)
-    job.refresh_from_db()
-    return {"job": job_id, "ran": True, "status": job.status}
+    return job_task_execute(
+        job_id=job_id,
+        task_id=self.request.id or "",
+        execute=lambda job: mining_job_execute(job=job),
+        logger=logger,
+    )
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)

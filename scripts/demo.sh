@@ -50,6 +50,15 @@ echo "== Gold tasks from the ground truth (a rerun adds nothing)"
 python manage.py make_demo_review_tasks --source demo-generated --ground-truth "$DATA/demo/generated/ground_truth.json" --seed "$DEMO_SEED" --gold-only
 python manage.py make_demo_review_tasks --source dreambooth --seed "$DEMO_SEED" --gold-only
 
+if [ "${DEMO_ANSWER_QUEUES:-1}" = "1" ]; then
+  echo "== Simulated annotators answer the demo-generated queues from the ground truth (DEMO_ANSWER_QUEUES=0: leave them open)"
+  python manage.py answer_demo_tasks --source demo-generated --ground-truth "$DATA/demo/generated/ground_truth.json" --seed "$DEMO_SEED"
+fi
+echo "== Dataset snapshot twin-demo (frozen once), exported as verl, Hugging Face and plain archives"
+python manage.py freeze_snapshot twin-demo --eval-fraction 0.2 --seed "$DEMO_SEED" --unless-frozen \
+  --description "The demo catalogs as the simulated annotators left them."
+python manage.py export_snapshot twin-demo verl huggingface plain
+
 WORKER_PID=""
 if [ "${CELERY_TASK_ALWAYS_EAGER:-0}" != "1" ]; then
   echo "== Starting a Celery worker (log: $DATA/worker.log)"

@@ -1,14 +1,32 @@
 """Shared fixtures: an isolated media root per test, users in each role, and image files made on the spot."""
 
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings as hypothesis_settings
 from PIL import Image
 
-from tests.factories import AnnotatorFactory, ResearcherFactory, UserFactory
+from annotation.models import ReviewStatus
+from tests.annotation.dataset.builders import generated, hard_negative, instance_with_images
+from tests.factories import (
+    AnnotatorFactory,
+    ApiUserFactory,
+    CategoryFactory,
+    ImageFactory,
+    ResearcherFactory,
+    UserFactory,
+)
+
+# The suite's property tests draw the same examples on every run ("default": derandomized), so a submission
+# passes or fails on its code, not on the draw. HYPOTHESIS_PROFILE=explore draws new random examples, and many
+# more of them: run it when changing a parser, the reward or the Hydra quoting; pin what it finds with @example.
+hypothesis_settings.register_profile("default", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", max_examples=5000, deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +45,11 @@ def researcher(db):
 @pytest.fixture
 def annotator(db):
     return AnnotatorFactory(username="annotator")
+
+
+@pytest.fixture
+def api_user(db):
+    return ApiUserFactory(username="engineer")
 
 
 @pytest.fixture
@@ -75,3 +98,19 @@ def images_root(tmp_path: Path) -> Path:
     root = tmp_path / "images"
     root.mkdir(exist_ok=True)
     return root
+
+
+@pytest.fixture
+def reviewed_catalog(db):
+    """Instances a (3 verified images, 1 pending, 1 rejected), b (2) and c (4) of one category; a hard negative
+    a-b; one approved and one rejected generated image of a."""
+    vase = CategoryFactory(name="vase")
+    a, a_images = instance_with_images(vase, 3)
+    b, b_images = instance_with_images(vase, 2)
+    c, c_images = instance_with_images(vase, 4)
+    ImageFactory(product=a_images[0].product, review_status=ReviewStatus.PENDING)  # not verified yet
+    ImageFactory(product=a_images[0].product, review_status=ReviewStatus.REJECTED)
+    hard_negative(a, b)
+    kept = generated(a)
+    generated(a, status=ReviewStatus.REJECTED)
+    return {"a": a, "b": b, "c": c, "a_images": a_images, "b_images": b_images, "generated": kept}

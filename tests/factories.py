@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
 
 from annotation.models import Category, Image, Instance, Product
-from annotation.roles import ANNOTATOR, RESEARCHER
+from annotation.roles import ANNOTATOR, API_USER, RESEARCHER
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -35,6 +35,13 @@ class AnnotatorFactory(UserFactory):
     def role(self, create: bool, extracted, **kwargs) -> None:
         if create:
             self.groups.add(Group.objects.get(name=ANNOTATOR))
+
+
+class ApiUserFactory(UserFactory):
+    @factory.post_generation
+    def role(self, create: bool, extracted, **kwargs) -> None:
+        if create:
+            self.groups.add(Group.objects.get(name=API_USER))
 
 
 class CategoryFactory(factory.django.DjangoModelFactory):

@@ -184,6 +184,16 @@ def pairs_iter(catalog: PairCatalog, rules: PairRules) -> Iterator[Pair]:
                 yield Pair(real, g, False, PairSource.SYNTHETIC, split, instance_id, instance_id)
 
 
+def pairs_total(catalog: PairCatalog) -> int:
+    """How many pairs ``pairs_iter`` yields, from the catalog's sizes alone (random negatives replace the hard
+    ones one for one), so a job knows its total without walking every pair first."""
+    sizes = {instance_id: len(images) for instance_id, images in catalog.real_images.items()}
+    positives = sum(n * (n - 1) // 2 for n in sizes.values())
+    negatives = sum(sizes[a] * sizes[b] for a, b in catalog.hard_negative_pairs)
+    synthetic = sum(len(generated) * sizes[i] for i, generated in catalog.generated_images.items())
+    return positives + negatives + synthetic
+
+
 def _random_partner(catalog: PairCatalog, rules: PairRules) -> Callable[[int, Split], tuple[int, int]]:
     """A seeded draw of (another instance of the split, one of its images)."""
     rng = np.random.default_rng((rules.seed, 1))

@@ -1,6 +1,7 @@
-"""The annotation app's tables: the catalog, and the review queues built on it."""
+"""The annotation app's tables: the catalog, the review queues built on it, and the frozen dataset snapshots."""
 
 from annotation.models.catalog import Category, Image, Instance, InstanceMerge, Product, ReviewStatus
+from annotation.models.dataset import DatasetSnapshot, SnapshotPair
 from annotation.models.review import (
     HardNegativePair,
     ProductDistinction,
@@ -14,6 +15,7 @@ from annotation.models.review import (
 
 __all__ = [
     "Category",
+    "DatasetSnapshot",
     "HardNegativePair",
     "Image",
     "Instance",
@@ -26,5 +28,6 @@ __all__ = [
     "ReviewStatus",
     "ReviewTask",
     "ReviewerPreferences",
+    "SnapshotPair",
     "TaskKind",
 ]

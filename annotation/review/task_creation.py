@@ -7,12 +7,12 @@ task has a subject key that is unique within its queue, so creating the same can
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import islice
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from annotation.iterables import batched
 from annotation.models import (
     Image,
     Instance,
@@ -73,7 +73,7 @@ def duplicate_merge_tasks_create(*, candidates: Iterable[DuplicateCandidate]) ->
     different, are left out."""
 
     def tasks() -> Iterator[ReviewTask]:
-        for batch in _batches(candidates):
+        for batch in batched(candidates, BATCH_SIZE):
             product_ids = {c.product_a_id for c in batch} | {c.product_b_id for c in batch}
             instance_of = dict(Product.objects.filter(pk__in=product_ids).values_list("pk", "instance_id"))
             pairs = {tuple(sorted((c.product_a_id, c.product_b_id))) for c in batch}
@@ -113,7 +113,7 @@ def hard_negative_tasks_create(*, candidates: Iterable[HardNegativeCandidate]) -
     shortlisted the other."""
 
     def tasks() -> Iterator[ReviewTask]:
-        for batch in _batches(candidates):
+        for batch in batched(candidates, BATCH_SIZE):
             ids = {c.instance_id for c in batch} | {c.candidate_instance_id for c in batch}
             active = set(Instance.objects.filter(pk__in=ids, merged_into=None).values_list("pk", flat=True))
             for candidate in batch:
@@ -199,7 +199,7 @@ def _insert(kind: str, tasks: Iterable[ReviewTask]) -> list[int]:
     """Inserts the tasks whose subject is new to the queue; returns the ids of those created."""
     required = review_queue_get(kind=kind).required_decisions
     created: list[int] = []
-    for batch in _batches(tasks):
+    for batch in batched(tasks, BATCH_SIZE):
         keys = [task.subject_key for task in batch]
         existing = set(
             ReviewTask.objects.filter(kind=kind, subject_key__in=keys).values_list("subject_key", flat=True)
@@ -217,12 +217,6 @@ def _insert(kind: str, tasks: Iterable[ReviewTask]) -> list[int]:
             .values_list("pk", flat=True)
         )
     return created
-
-
-def _batches(items: Iterable, size: int = BATCH_SIZE) -> Iterator[list]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 def _similarity(given: float | None, flagged: list) -> float | None:

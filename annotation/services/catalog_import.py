@@ -12,10 +12,9 @@ the calling thread. Files already imported (same source bytes) are not decoded a
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
@@ -39,6 +38,7 @@ from annotation.importing.manifest import (
     manifest_read,
 )
 from annotation.importing.report import ImportDuplicate, ImportProblem, ImportReport
+from annotation.iterables import batched
 from annotation.models import Category, Image, Instance, Product
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def catalog_import(
         importer = _RowImporter(source=source, report=report)
         limits = image_limits_from_settings()
         with ThreadPoolExecutor(max_workers=workers or settings.CATALOG_IMPORT_THREADS) as pool:
-            for batch in _batched(entries, LINES_PER_BATCH):
+            for batch in batched(entries, LINES_PER_BATCH):
                 rows = [entry for entry in batch if isinstance(entry, ManifestRow)]
                 prepared = _prepare_images(rows, root=root, limits=limits, pool=pool)
                 for entry in batch:
@@ -131,12 +131,6 @@ def catalog_import(
     if on_progress:
         on_progress(total_lines, total_lines)
     return report
-
-
-def _batched(entries: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(entries)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 def _prepare_images(

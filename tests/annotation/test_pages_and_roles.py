@@ -88,6 +88,11 @@ def test_demo_users_are_debug_only(settings):
     assert (
         authenticate(username="annotator", password="twin-annotator").groups.filter(name=ANNOTATOR).exists()
     )
+    engineer = authenticate(username="engineer", password="twin-engineer")
+    assert engineer.has_perm("annotation.read_dataset") and not engineer.has_perm(
+        "annotation.work_review_queues"
+    )
+    assert not engineer.is_staff and engineer.auth_token.key
 
 
 def test_media_files_are_served_to_signed_in_users_only(client, annotator, media_root):

@@ -171,8 +171,10 @@ def test_annotators_can_t_start_mining(annotator, db):
 def test_the_web_process_never_imports_the_ml_libraries():
     code = (
         "import django, sys; django.setup();"
-        "import config.urls, mining.admin, mining.services.runs, mining.tasks;"
-        "heavy = [m for m in ('torch', 'open_clip', 'faiss', 'diffusers', 'transformers', 'peft') if m in sys.modules];"
+        "import config.urls, mining.admin, mining.services.runs, mining.tasks, annotation.tasks, training.admin,"
+        " training.services.exports, training.tasks;"
+        "heavy = [m for m in ('torch', 'open_clip', 'faiss', 'diffusers', 'transformers', 'peft', 'pyarrow',"
+        " 'verl', 'datasets') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
     result = subprocess.run(

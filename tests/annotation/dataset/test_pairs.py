@@ -14,50 +14,21 @@ from annotation.dataset.pairs import (
     pairs_iter,
     pairs_sample,
     pairs_sample_plan,
+    pairs_total,
 )
-from annotation.models import HardNegativePair, Image, Instance, ReviewStatus
-from tests.factories import CategoryFactory, ImageFactory, InstanceFactory, ProductFactory
+from tests.annotation.dataset.builders import hard_negative, instance_with_images
 
 pytestmark = pytest.mark.django_db
-ACCEPTED = ReviewStatus.ACCEPTED
-
-
-def instance_with_images(category, count: int, *, status=ACCEPTED) -> tuple[Instance, list[Image]]:
-    instance = InstanceFactory(category=category)
-    product = ProductFactory(category=category, instance=instance)
-    return instance, [ImageFactory(product=product, review_status=status) for _ in range(count)]
-
-
-def generated(instance: Instance, *, status=ACCEPTED) -> Image:
-    return ImageFactory(
-        product=None, generated_for=instance, origin=Image.Origin.GENERATED, review_status=status
-    )
-
-
-def hard_negative(a: Instance, b: Instance) -> HardNegativePair:
-    low, high = sorted((a.pk, b.pk))
-    return HardNegativePair.objects.create(instance_a_id=low, instance_b_id=high)
-
-
-@pytest.fixture
-def catalog():
-    vase = CategoryFactory(name="vase")
-    a, a_images = instance_with_images(vase, 3)
-    b, b_images = instance_with_images(vase, 2)
-    c, c_images = instance_with_images(vase, 4)
-    ImageFactory(product=a_images[0].product, review_status=ReviewStatus.PENDING)  # not verified yet
-    ImageFactory(product=a_images[0].product, review_status=ReviewStatus.REJECTED)
-    hard_negative(a, b)
-    kept = generated(a)
-    generated(a, status=ReviewStatus.REJECTED)
-    return {"a": a, "b": b, "c": c, "a_images": a_images, "b_images": b_images, "generated": kept}
 
 
 def all_pairs(rules: PairRules) -> list:
-    return list(pairs_iter(pair_catalog_read(rules), rules))
+    catalog = pair_catalog_read(rules)
+    pairs = list(pairs_iter(catalog, rules))
+    assert pairs_total(catalog) == len(pairs)  # the count a freezing job announces before it starts
+    return pairs
 
 
-def test_positives_hard_negatives_and_synthetic_negatives_from_verified_images(catalog):
+def test_positives_hard_negatives_and_synthetic_negatives_from_verified_images(reviewed_catalog):
     pairs = all_pairs(PairRules(eval_fraction=0))
     by_source = Counter(pair.source for pair in pairs)
     assert by_source == {
@@ -68,9 +39,9 @@ def test_positives_hard_negatives_and_synthetic_negatives_from_verified_images(c
     assert all(pair.same == (pair.source == PairSource.POSITIVE) for pair in pairs)
     assert {p.split for p in pairs} == {Split.TRAIN}
     hard = {(p.image_a_id, p.image_b_id) for p in pairs if p.source == PairSource.HARD_NEGATIVE}
-    assert hard == {(a.pk, b.pk) for a in catalog["a_images"] for b in catalog["b_images"]}
+    assert hard == {(a.pk, b.pk) for a in reviewed_catalog["a_images"] for b in reviewed_catalog["b_images"]}
     synthetic = {(p.image_a_id, p.image_b_id) for p in pairs if p.source == PairSource.SYNTHETIC}
-    assert synthetic == {(a.pk, catalog["generated"].pk) for a in catalog["a_images"]}
+    assert synthetic == {(a.pk, reviewed_catalog["generated"].pk) for a in reviewed_catalog["a_images"]}
     assert len({(p.image_a_id, p.image_b_id) for p in pairs}) == len(pairs)
     assert pair_counts(pairs) == {
         "pairs": 19,
@@ -83,24 +54,24 @@ def test_positives_hard_negatives_and_synthetic_negatives_from_verified_images(c
     }
 
 
-def test_pending_images_count_when_verification_is_not_required(catalog):
+def test_pending_images_count_when_verification_is_not_required(reviewed_catalog):
     pairs = all_pairs(PairRules(eval_fraction=0, verified_only=False))
     assert Counter(p.source for p in pairs)[PairSource.POSITIVE] == 6 + 1 + 6  # instance a has 4 images now
 
 
-def test_hard_negative_pairs_follow_merges_and_a_pair_merged_into_one_instance_is_dropped(catalog):
+def test_hard_negative_pairs_follow_merges_and_a_pair_merged_into_one_instance_is_dropped(reviewed_catalog):
     from annotation.services.instances import instance_merge
 
-    d, d_images = instance_with_images(catalog["c"].category, 2)
-    hard_negative(catalog["c"], d)
-    hard_negative(catalog["b"], d)
-    instance_merge(source=d, target=catalog["c"])  # c and d were one object after all
+    d, d_images = instance_with_images(reviewed_catalog["c"].category, 2)
+    hard_negative(reviewed_catalog["c"], d)
+    hard_negative(reviewed_catalog["b"], d)
+    instance_merge(source=d, target=reviewed_catalog["c"])  # c and d were one object after all
     rules = PairRules(eval_fraction=0)
     pair_catalog = pair_catalog_read(rules)
     assert pair_catalog.dropped["hard_negative_pairs_merged_into_one_instance"] == 1
     pairs = list(pairs_iter(pair_catalog, rules))
     hard = Counter((p.instance_a_id, p.instance_b_id) for p in pairs if p.source == PairSource.HARD_NEGATIVE)
-    b, c = sorted((catalog["b"].pk, catalog["c"].pk))
+    b, c = sorted((reviewed_catalog["b"].pk, reviewed_catalog["c"].pk))
     assert hard[(b, c)] == 2 * 6  # b's 2 images against c's 4 + d's 2, now all c's
     assert Counter(p.source for p in pairs)[PairSource.POSITIVE] == 3 + 1 + 15
 
@@ -112,8 +83,8 @@ def test_splits_are_by_instance_stable_and_near_the_fraction():
     assert splits != [instance_split(instance_id=i, eval_fraction=0.1, seed=1) for i in range(20_000)]
 
 
-def test_a_hard_negative_pair_across_splits_is_dropped_so_no_eval_instance_is_trained_on(catalog):
-    a, b = catalog["a"].pk, catalog["b"].pk
+def test_a_hard_negative_pair_across_splits_is_dropped_so_no_eval_instance_is_trained_on(reviewed_catalog):
+    a, b = reviewed_catalog["a"].pk, reviewed_catalog["b"].pk
     seed = next(
         s
         for s in range(1000)
@@ -133,7 +104,7 @@ def test_a_hard_negative_pair_across_splits_is_dropped_so_no_eval_instance_is_tr
         )
 
 
-def test_random_negatives_replace_the_hard_ones_one_for_one(catalog):
+def test_random_negatives_replace_the_hard_ones_one_for_one(reviewed_catalog):
     rules = PairRules(eval_fraction=0, negatives="random", seed=4)
     pairs = all_pairs(rules)
     random = [p for p in pairs if p.source == PairSource.RANDOM]
@@ -153,7 +124,7 @@ def test_the_sample_plan_keeps_proportions_and_adds_up():
     assert pairs_sample_plan(counts, 10**6) == counts
 
 
-def test_a_sample_is_a_seeded_proportional_subset(catalog):
+def test_a_sample_is_a_seeded_proportional_subset(reviewed_catalog):
     rules = PairRules(eval_fraction=0)
     whole = all_pairs(rules)
 

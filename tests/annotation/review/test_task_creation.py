@@ -167,7 +167,7 @@ def test_duplicate_pairs_within_one_instance_or_judged_different_or_unknown_are_
 
 
 def test_duplicate_candidates_across_batches_are_deduplicated(monkeypatch):
-    monkeypatch.setattr(task_creation._batches, "__defaults__", (3,))
+    monkeypatch.setattr(task_creation, "BATCH_SIZE", 3)
     products = [ProductFactory() for _ in range(5)]
     pairs = [(a, b) for a in products for b in products if a.pk != b.pk]  # every pair, both ways
     created = duplicate_merge_tasks_create(

@@ -1,0 +1,1 @@
+"""The training app's services: writes, each in its own module."""
