@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/v1/", include("config.api_urls")),
     path("jobs/", include("jobs.urls")),
     path("dataset/exports/", include("training.urls")),
+    path("training/", include("training.run_urls")),
     path("dataset/", include("annotation.dataset.urls")),
     path("review/", include("annotation.review.urls")),
     path("", include("annotation.urls")),

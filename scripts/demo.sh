@@ -58,6 +58,8 @@ echo "== Dataset snapshot twin-demo (frozen once), exported as verl, Hugging Fac
 python manage.py freeze_snapshot twin-demo --eval-fraction 0.2 --seed "$DEMO_SEED" --unless-frozen \
   --description "The demo catalogs as the simulated annotators left them."
 python manage.py export_snapshot twin-demo verl huggingface plain
+echo "== A draft training run that the CPU can carry out (a tiny random-weight Qwen2.5-VL): launch it in the admin"
+python manage.py create_demo_training_run twin-demo
 
 WORKER_PID=""
 if [ "${CELERY_TASK_ALWAYS_EAGER:-0}" != "1" ]; then

@@ -7,9 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from hypothesis import settings as hypothesis_settings
 from PIL import Image
 
+from annotation.dataset.pairs import Split, instance_split
+from annotation.dataset.snapshots import SnapshotParameters, snapshot_create
+from annotation.models import Image as CatalogImage
 from annotation.models import ReviewStatus
 from tests.annotation.dataset.builders import generated, hard_negative, instance_with_images
 from tests.factories import (
@@ -34,6 +39,7 @@ def media_root(settings, tmp_path: Path) -> Path:
     root = tmp_path / "media"
     settings.MEDIA_ROOT = root
     settings.CATALOG_UPLOAD_DIR = tmp_path / "uploads"
+    settings.TRAINING_ROOT = tmp_path / "training"
     return root
 
 
@@ -114,3 +120,26 @@ def reviewed_catalog(db):
     kept = generated(a)
     generated(a, status=ReviewStatus.REJECTED)
     return {"a": a, "b": b, "c": c, "a_images": a_images, "b_images": b_images, "generated": kept}
+
+
+@pytest.fixture
+def frozen_snapshot(reviewed_catalog):
+    """The reviewed catalog with real pictures in place of the factories' undecodable bytes, frozen with both
+    answers in the training split (instances a and b, their hard negative and a's generated image) and c held
+    out: the split's seed is picked for the instances' ids, which differ from run to run."""
+    for image in CatalogImage.objects.all():
+        default_storage.delete(image.file.name)
+        default_storage.save(image.file.name, ContentFile(image_bytes(size=(96, 64), seed=image.pk)))
+    wanted = {"a": Split.TRAIN, "b": Split.TRAIN, "c": Split.EVAL}
+    seed = next(
+        seed
+        for seed in range(10_000)
+        if all(
+            instance_split(instance_id=reviewed_catalog[name].pk, eval_fraction=0.4, seed=seed) == split
+            for name, split in wanted.items()
+        )
+    )
+    snapshot = snapshot_create(name="twin", parameters=SnapshotParameters(eval_fraction=0.4, seed=seed))
+    snapshot.refresh_from_db()
+    assert snapshot.is_frozen
+    return snapshot

@@ -20,6 +20,14 @@ def snapshots_frozen() -> QuerySet[DatasetSnapshot]:
     return DatasetSnapshot.objects.filter(status=DatasetSnapshot.Status.FROZEN).select_related("created_by")
 
 
+def snapshot_frozen_named(given: str) -> DatasetSnapshot | None:
+    """The frozen snapshot a command line names: its id, or its name for the latest frozen version."""
+    frozen = DatasetSnapshot.objects.filter(status=DatasetSnapshot.Status.FROZEN)
+    if given.isdigit():
+        return frozen.filter(pk=int(given)).first()
+    return frozen.filter(name=given).order_by("-version").first()
+
+
 def snapshot_pairs(
     *,
     snapshot: DatasetSnapshot,

@@ -279,6 +279,27 @@ MINING_CHUNK_STALE_SECONDS = env.int("TWIN_MINING_CHUNK_STALE_SECONDS", default=
 MINING_WATCH_SECONDS = env.int("TWIN_MINING_WATCH_SECONDS", default=60)
 
 
+# --- Training ------------------------------------------------------------------------------------------
+
+# Training runs go to the GPU queue, one at a time per worker (see README: a GPU node runs
+# "celery -A config worker -Q gpu --concurrency 1").
+TRAINING_GPU_QUEUE = env.str("TWIN_TRAINING_GPU_QUEUE", default="gpu")
+# Each run writes its data, checkpoints and full log under TRAINING_ROOT/run-<id>. With the Ray launcher this
+# must be a filesystem that the cluster's nodes share with the worker (NFS, Lustre...).
+TRAINING_ROOT = Path(env.str("TWIN_TRAINING_ROOT", default=str(DATA_DIR / "training"))).resolve()
+# "local": the training command is a child process of the GPU worker; "ray": it is submitted to the Ray
+# cluster at TRAINING_RAY_ADDRESS with the ray CLI (ray job submit), and its logs are followed from the worker.
+TRAINING_LAUNCHER = env.str("TWIN_TRAINING_LAUNCHER", default="local")
+TRAINING_RAY_ADDRESS = env.str("TWIN_RAY_ADDRESS", default="http://127.0.0.1:8265")
+# The Python that runs the training command (a GPU node's venv with requirements-gpu.txt); the worker's own by
+# default.
+TRAINING_PYTHON = env.str("TWIN_TRAINING_PYTHON", default="") or None
+# After a cancel, the training processes get this long to exit on SIGTERM before they are killed.
+TRAINING_STOP_GRACE_SECONDS = env.int("TWIN_TRAINING_STOP_GRACE_SECONDS", default=20)
+# The newest log lines of a run kept in the database for its page; the whole log is a file in the run folder.
+TRAINING_LOG_LINES_KEPT = env.int("TWIN_TRAINING_LOG_LINES_KEPT", default=2000)
+
+
 # --- REST framework ------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {

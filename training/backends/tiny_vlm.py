@@ -18,7 +18,9 @@ the training tests) takes its size from ``len(processor.tokenizer)``.
 
 The folder written by :func:`tiny_qwen_vl_processor_save` loads back offline with
 ``AutoProcessor.from_pretrained(folder)`` and ``AutoTokenizer.from_pretrained(folder)``, as verl loads a model's
-processor. transformers and tokenizers are imported inside the functions, so importing this module is cheap.
+processor. :func:`tiny_qwen_vl_model_save` adds a randomly initialised model of the toy configuration, so the
+folder is a whole model that training code (the TRL runner) loads and trains on a CPU. transformers and
+tokenizers are imported inside the functions, so importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -214,4 +216,35 @@ def tiny_qwen_vl_processor_save(
     )
     processor.save_pretrained(folder)
     tiny_qwen_vl_config_make(processor.tokenizer).save_pretrained(folder)
+    return folder
+
+
+def tiny_qwen_vl_model_save(folder: Path, *, seed: int = 0) -> Path:
+    """Saves the tiny processor and a randomly initialised Qwen2.5-VL model of its configuration in folder.
+
+    The model is ``tiny_qwen_vl_config_make``'s toy shape with weights drawn from ``seed`` (the same seed gives the
+    same weights), so training code can be run end to end on a CPU without downloading a model. Its generation
+    config ends a response at ``<|im_end|>`` and pads with ``<|endoftext|>``, as Qwen's own does, so ``generate``
+    stops at the end of the assistant turn instead of running to ``max_new_tokens``.
+
+    Returns the folder; ``Qwen2_5_VLForConditionalGeneration.from_pretrained(folder)`` (or
+    ``AutoModelForImageTextToText``) and ``AutoProcessor.from_pretrained(folder)`` load it offline.
+    """
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
+    folder = tiny_qwen_vl_processor_save(folder)
+    # The saved tokenizer, read back: the model is sized and wired to exactly what from_pretrained will load.
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    config = tiny_qwen_vl_config_make(tokenizer)
+    # Seeded in a fork of the CPU random state, so the caller's (a test's) own random draws are left as they were.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2_5_VLForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.convert_tokens_to_ids(ENDOFTEXT),
+        eos_token_id=tokenizer.convert_tokens_to_ids(IM_END),
+        pad_token_id=tokenizer.convert_tokens_to_ids(ENDOFTEXT),
+    )
+    model.save_pretrained(folder)
     return folder

@@ -9,6 +9,8 @@ Every key below is one of verl 0.9.1's own (``verl/trainer/config/ppo_trainer.ya
 flattened in ``_generated_ppo_trainer.yaml``); the tests compose the overrides against that configuration and
 run verl's start-up checks on the result, so a key verl renamed or a value it rejects fails there, not on the
 GPU nodes. Where verl 0.9.1 has two keys for one setting, the one its code reads is used (see the comments).
+The keys verl's yaml lacks are added with ``++``: ``fsdp_config.mixed_precision``, which verl's code reads, and
+``data.balance``, which the project's balanced dataset (``verl_balanced_dataset.py``) reads.
 
 The module imports no Django and nothing heavy: it only builds strings, so the web process can show the
 command on the run page.
@@ -33,6 +35,15 @@ VERL_MAIN_MODULE = "verl.trainer.main_ppo"
 # (``verl.utils.import_utils.load_module``) in its reward workers, so the path has to be valid on the machine
 # that runs the command; it is computed from this file, so build the command where it will run.
 DEFAULT_REWARD_PATH = str(Path(__file__).resolve().parent.parent / "reward.py")
+
+# The dataset class that balances each training batch between yes and no answers, next to this file. verl loads
+# it by file path (``data.custom_cls``) in its trainer and agent-loop processes, so, as the reward's, the path
+# is computed from this file and has to be valid where the command runs. The module imports verl, so its class
+# name is repeated here rather than imported (the tests check that the two agree).
+BALANCED_DATASET_PATH = str(Path(__file__).resolve().parent / "verl_balanced_dataset.py")
+BALANCED_DATASET_CLASS = "BalancedRLHFDataset"
+# data.balance: the balanced dataset's policies; "off" uses verl's own RLHFDataset.
+BALANCE_POLICIES = ("oversample", "undersample", "off")
 
 # The mixed precision of the FSDP actor and reference model: bf16 compute, fp32 gradient reduction and
 # buffers, over fp32 master weights (``fsdp_config.model_dtype`` stays verl's fp32). These are the values verl
@@ -63,6 +74,12 @@ class GrpoHyperparameters:
         clip_ratio: the epsilon of the clipped importance ratio, both sides (``actor.clip_ratio_low/high``).
             Paper: 0.2.
         epochs: passes over the training split (``trainer.total_epochs``). Paper: 1.
+        max_steps: the most training steps (batches) to run (``trainer.total_training_steps``); None runs the
+            epochs. verl 0.9.1 reads it in ``PPOTrainer._init_dataloader`` in place of steps per epoch times
+            epochs, and its training loop ends at whichever of the two comes first, so a cap above the epochs'
+            steps adds none; the run then ends with the epochs, without verl's last-step checkpoint and
+            validation (they run on the step numbered ``max_steps``), only those of ``save_freq``/``test_freq``.
+            It is also the horizon of verl's learning-rate schedule, which the constant schedule ignores.
         temperature: rollout sampling temperature (``rollout.temperature``). Paper: 1.0.
         top_p: rollout nucleus sampling (``rollout.top_p``); 1.0 samples the whole distribution. Paper: 1.0.
         grad_clip: gradient clipping max norm (``actor.optim.clip_grad``). Paper: 1.0.
@@ -101,6 +118,7 @@ class GrpoHyperparameters:
     kl_coef: float = 0.01
     clip_ratio: float = 0.2
     epochs: int = 1
+    max_steps: int | None = None
     temperature: float = 1.0
     top_p: float = 1.0
     grad_clip: float = 1.0
@@ -129,6 +147,8 @@ class GrpoHyperparameters:
             raise ValueError(
                 f"group_size must be at least 2 (GRPO compares responses), got {self.group_size}"
             )
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, or None to run the epochs, got {self.max_steps}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         for name in ("weight_decay", "kl_coef"):
@@ -205,7 +225,18 @@ class VerlRunSpec:
         reward_path: absolute path of the file holding the reward function, ``training/reward.py`` by default.
         reward_name: the reward function in that file, called by verl's naive reward manager as
             ``compute_score(data_source=, solution_str=, ground_truth=, extra_info=)``.
-        shuffle: whether the training split is shuffled each epoch (``data.shuffle``).
+        shuffle: whether the training split is shuffled (``data.shuffle``). With ``balance`` on, the balanced
+            dataset shuffles it (once, seeded, the same order every epoch) and verl's own sampler must keep
+            that order, so ``data.shuffle`` is written False and ``shuffle=False``, which asks for the file
+            order, is refused; with ``balance="off"`` verl's random sampler reshuffles it every epoch.
+        balance: how each training batch is balanced between "yes" and "no" answers, as in the paper:
+            "oversample" (every pair of the commoner answer once per epoch, pairs of the rarer one repeated),
+            "undersample" (every pair of the rarer answer once, a random subset of the commoner one), or "off"
+            (verl's RLHFDataset, the split as it is). Anything but "off" loads ``verl_balanced_dataset.py``
+            (``data.custom_cls``), writes ``data.balance`` and needs an even ``train_batch_size``. The
+            validation split is never resampled or reordered.
+        seed: the seed of the training order (``data.seed``): the balanced dataset's order, or verl's random
+            sampler's when ``balance="off"`` and ``shuffle`` is on.
         logger: verl's tracking backends (``trainer.logger``): "console", "wandb", "tensorboard", ...
         save_freq: checkpoint every this many steps, and after the last one (``trainer.save_freq``); -1: never.
         test_freq: validate every this many steps, and after the last one (``trainer.test_freq``); -1: never.
@@ -227,6 +258,8 @@ class VerlRunSpec:
     reward_path: str = DEFAULT_REWARD_PATH
     reward_name: str = "compute_score"
     shuffle: bool = True
+    balance: str = "oversample"
+    seed: int = 1
     logger: list[str] = field(default_factory=lambda: ["console"])
     save_freq: int = 100
     test_freq: int = 50
@@ -254,12 +287,32 @@ class VerlRunSpec:
                 raise ValueError(
                     f"{name} must be a positive number of steps or -1 (never), got {getattr(self, name)}"
                 )
+        if self.seed < 0:
+            raise ValueError(f"seed must not be negative (numpy's generators refuse it), got {self.seed}")
+        self._check_balance()
         self._check_gpu_layout()
 
     @property
     def gpus(self) -> int:
         """All the GPUs of the run; FSDP shards the actor over all of them (its data-parallel size)."""
         return self.gpus_per_node * self.nodes
+
+    def _check_balance(self) -> None:
+        """Refuses what the balanced dataset would refuse once verl loads it, and settings it overrides."""
+        if self.balance not in BALANCE_POLICIES:
+            raise ValueError(f"balance must be one of {', '.join(BALANCE_POLICIES)}, got {self.balance!r}")
+        if self.balance == "off":
+            return
+        if not self.shuffle:
+            raise ValueError(
+                f"shuffle=False keeps the training split in file order, but balance={self.balance!r} "
+                f"reorders it into balanced batches; use balance='off' for the file order"
+            )
+        if self.hyperparameters.train_batch_size % 2:
+            raise ValueError(
+                f"balance={self.balance!r} needs an even train_batch_size (as many yes as no answers per "
+                f"batch), got {self.hyperparameters.train_batch_size}"
+            )
 
     def _check_gpu_layout(self) -> None:
         """Refuses batch sizes and parallelism that verl would refuse only once the GPUs are allocated.
@@ -315,7 +368,7 @@ def verl_overrides(spec: VerlRunSpec) -> list[str]:
         ("data.train_batch_size", hp.train_batch_size),
         ("data.filter_overlong_prompts", True),
         ("data.truncation", "error"),
-        ("data.shuffle", spec.shuffle),
+        *_data_order_settings(spec),
         # The rollout's agent loop applies the chat template itself, so it needs the messages. verl 0.9.1's
         # RLHFDataset hands them over (raw_prompt) whatever this says and reads the key into an unused
         # attribute; it is set anyway, for the versions whose dataset still obeys it.
@@ -373,6 +426,7 @@ def verl_overrides(spec: VerlRunSpec) -> list[str]:
         ("trainer.n_gpus_per_node", spec.gpus_per_node),
         ("trainer.nnodes", spec.nodes),
         ("trainer.total_epochs", hp.epochs),
+        ("trainer.total_training_steps", hp.max_steps),
         ("trainer.project_name", spec.project_name),
         ("trainer.experiment_name", spec.experiment_name),
         ("trainer.default_local_dir", spec.output_dir),
@@ -389,6 +443,24 @@ def verl_overrides(spec: VerlRunSpec) -> list[str]:
             f"++actor_rollout_ref.{role}.fsdp_config.mixed_precision={hydra_value(FSDP_MIXED_PRECISION)}"
         )
     return [*overrides, *spec.extra_overrides]
+
+
+def _data_order_settings(spec: VerlRunSpec) -> list[tuple[str, Any]]:
+    """The keys of the training order: verl's shuffle, or the balanced dataset with verl's sequential sampler.
+
+    verl's dataloader takes the rows in the order its sampler gives (``create_rl_sampler``): random when
+    ``data.shuffle``, else the dataset's own order, which is then the balanced dataset's.
+    """
+    if spec.balance == "off":
+        return [("data.shuffle", spec.shuffle), ("data.seed", spec.seed)]
+    return [
+        ("data.custom_cls.path", BALANCED_DATASET_PATH),
+        ("data.custom_cls.name", BALANCED_DATASET_CLASS),
+        ("data.shuffle", False),
+        ("data.seed", spec.seed),
+        # Not one of verl's keys: added ("++"), as verl's config is in struct mode.
+        ("++data.balance", spec.balance),
+    ]
 
 
 def verl_command(spec: VerlRunSpec, *, python: str = "python") -> list[str]:

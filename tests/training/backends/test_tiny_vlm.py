@@ -121,3 +121,58 @@ def test_verl_loads_the_folder_and_a_random_model_of_its_config_runs(tiny_proces
         logits = model(**inputs).logits
     assert logits.shape == (1, inputs["input_ids"].shape[1], len(tokenizer))
     assert torch.isfinite(logits).all()
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    from training.backends.tiny_vlm import tiny_qwen_vl_model_save
+
+    return tiny_qwen_vl_model_save(tmp_path_factory.mktemp("tiny-qwen-vl-model"))
+
+
+def test_the_model_folder_loads_offline_with_its_processor_and_generates(tiny_model_dir):
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_model_dir, local_files_only=True).eval()
+    processor = AutoProcessor.from_pretrained(tiny_model_dir, local_files_only=True)
+    tokenizer = processor.tokenizer
+
+    assert model.config.text_config.vocab_size == len(tokenizer)
+    assert model.get_input_embeddings().weight.shape[0] == len(tokenizer)
+    assert model.generation_config.eos_token_id == tokenizer.convert_tokens_to_ids(IM_END)
+    assert model.generation_config.pad_token_id == tokenizer.convert_tokens_to_ids(ENDOFTEXT)
+    assert model.config.image_token_id == tokenizer.convert_tokens_to_ids(IMAGE_PAD)
+
+    text = processor.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text, text], images=pictures() * 2, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    assert (
+        output.shape[0] == 2
+        and inputs["input_ids"].shape[1] < output.shape[1] <= inputs["input_ids"].shape[1] + 4
+    )
+    assert all(
+        0 <= token < len(tokenizer) for token in output[:, inputs["input_ids"].shape[1] :].flatten().tolist()
+    )
+
+
+def test_the_seed_decides_the_weights(tmp_path, tiny_model_dir):
+    from training.backends.tiny_vlm import tiny_qwen_vl_model_save
+
+    def weights(folder):
+        return Qwen2_5_VLForConditionalGeneration.from_pretrained(folder, local_files_only=True).state_dict()
+
+    same = weights(tiny_qwen_vl_model_save(tmp_path / "same", seed=0))
+    other = weights(tiny_qwen_vl_model_save(tmp_path / "other", seed=1))
+    reference = weights(tiny_model_dir)
+
+    assert all(torch.equal(same[name], reference[name]) for name in reference)
+    assert not all(torch.equal(other[name], reference[name]) for name in reference)
+
+
+def test_saving_the_model_leaves_the_global_random_state_alone(tmp_path):
+    from training.backends.tiny_vlm import tiny_qwen_vl_model_save
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    tiny_qwen_vl_model_save(tmp_path / "model", seed=7)
+    assert torch.equal(torch.rand(3), expected)

@@ -18,6 +18,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from training.backends.tiny_vlm import tiny_qwen_vl_processor_save
 from training.backends.verl_command import (
+    BALANCED_DATASET_CLASS,
+    BALANCED_DATASET_PATH,
     DEFAULT_REWARD_PATH,
     GrpoHyperparameters,
     VerlRunSpec,
@@ -95,7 +97,12 @@ def test_overrides_compose_into_the_papers_grpo():
     assert data.train_batch_size == 480
     assert data.filter_overlong_prompts is True
     assert data.truncation == "error"
-    assert data.shuffle is True
+    # Balanced batches (the default): the balanced dataset orders the rows, verl's sampler keeps its order.
+    assert data.custom_cls.path == BALANCED_DATASET_PATH
+    assert data.custom_cls.name == BALANCED_DATASET_CLASS
+    assert data.balance == "oversample"
+    assert data.shuffle is False
+    assert data.seed == 1
     assert data.return_raw_chat is True
 
     model = config.actor_rollout_ref.model
@@ -148,6 +155,7 @@ def test_overrides_compose_into_the_papers_grpo():
     assert trainer.v1.trainer_mode == "sync"
     assert (trainer.n_gpus_per_node, trainer.nnodes) == (4, 2)
     assert trainer.total_epochs == 1
+    assert trainer.total_training_steps is None  # the epochs decide
     assert (trainer.project_name, trainer.experiment_name) == ("twin", "qwen2.5-vl-3b-twin")
     assert trainer.default_local_dir == "/checkpoints/twin-grpo"
     assert list(trainer.logger) == ["console", "wandb"]
@@ -167,6 +175,7 @@ def test_hyperparameters_reach_their_keys():
         kl_coef=0.05,
         clip_ratio=0.28,
         epochs=3,
+        max_steps=200,
         temperature=0.7,
         top_p=0.9,
         grad_clip=0.5,
@@ -177,7 +186,9 @@ def test_hyperparameters_reach_their_keys():
         rollout_gpu_memory_utilization=0.45,
         tensor_model_parallel_size=2,
     )
-    spec = spec_make(hyperparameters=hyperparameters, shuffle=False, save_freq=-1, test_freq=7)
+    spec = spec_make(
+        hyperparameters=hyperparameters, shuffle=False, balance="off", seed=7, save_freq=-1, test_freq=7
+    )
 
     config = composed(verl_overrides(spec))
 
@@ -189,6 +200,7 @@ def test_hyperparameters_reach_their_keys():
     assert actor.kl_loss_coef == 0.05
     assert (actor.clip_ratio, actor.clip_ratio_low, actor.clip_ratio_high) == (0.28, 0.28, 0.28)
     assert config.trainer.total_epochs == 3
+    assert config.trainer.total_training_steps == 200
     assert (rollout.temperature, rollout.top_p) == (0.7, 0.9)
     assert (actor.optim.clip_grad, actor.grad_clip) == (0.5, 0.5)
     assert config.algorithm.norm_adv_by_std_in_grpo is True
@@ -197,6 +209,8 @@ def test_hyperparameters_reach_their_keys():
     assert config.actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu == 16
     assert (rollout.gpu_memory_utilization, rollout.tensor_model_parallel_size) == (0.45, 2)
     assert config.data.shuffle is False
+    assert config.data.seed == 7
+    assert config.data.custom_cls.path is None  # balance="off": verl's own RLHFDataset
     assert (config.trainer.save_freq, config.trainer.test_freq) == (-1, 7)
 
 
@@ -427,6 +441,7 @@ def test_hyperparameters_default_to_the_papers_table_8():
         "kl_coef": 0.01,
         "clip_ratio": 0.2,
         "epochs": 1,
+        "max_steps": None,
         "temperature": 1.0,
         "top_p": 1.0,
         "grad_clip": 1.0,
@@ -442,7 +457,7 @@ def test_hyperparameters_default_to_the_papers_table_8():
 
 def test_hyperparameters_come_back_from_json():
     hyperparameters = GrpoHyperparameters(
-        learning_rate=2e-6, ppo_mini_batch_size=96, normalize_advantage_by_std=True
+        learning_rate=2e-6, ppo_mini_batch_size=96, normalize_advantage_by_std=True, max_steps=25
     )
 
     stored = json.loads(json.dumps(hyperparameters.to_json()))
@@ -480,6 +495,8 @@ def test_hyperparameters_from_json_refuse_what_is_not_an_object(stored):
         {"learning_rate": False},
         {"freeze_vision_tower": 0},
         {"ppo_mini_batch_size": 96.5},
+        {"max_steps": 10.0},
+        {"max_steps": "10"},
         {"top_p": [1.0]},
         {"kl_coef": float("nan")},
         {"learning_rate": float("inf")},
@@ -507,6 +524,7 @@ def test_hyperparameters_from_json_refuse_wrong_types(stored):
         ({"freeze_vision_tower": True}, "freeze_vision_tower"),
         ({"ppo_mini_batch_size": 100}, "must divide train_batch_size"),  # 480 / 100
         ({"ppo_mini_batch_size": 960}, "must divide train_batch_size"),
+        ({"max_steps": 0}, "max_steps must be at least 1"),
     ],
 )
 def test_hyperparameters_refuse_values_out_of_range(changes, error):
@@ -531,6 +549,17 @@ def test_hyperparameters_refuse_values_out_of_range(changes, error):
         ({"nodes": 0}, "nodes"),
         ({"save_freq": 0}, "save_freq"),
         ({"test_freq": -2}, "test_freq"),
+        ({"balance": "sometimes"}, "balance must be one of oversample, undersample, off"),
+        (
+            {"balance": "undersample", "shuffle": False},
+            "shuffle=False keeps the training split in file order",
+        ),
+        (
+            {"hyperparameters": GrpoHyperparameters(train_batch_size=9), "gpus_per_node": 1},
+            "needs an even train_batch_size",
+        ),
+        ({"seed": -1}, "seed must not be negative"),
+        ({"seed": 1.0}, "seed must be int"),
     ],
 )
 def test_run_spec_refuses_bad_fields(changes, error):
@@ -558,3 +587,50 @@ def test_command_text_splits_back_into_the_command():
 
     assert shlex.split(text) == verl_command(spec, python="/opt/my venv/bin/python")
     assert shlex.split(verl_command_text(spec_make())) == verl_command(spec_make())
+
+
+@pytest.mark.parametrize("balance", ["oversample", "undersample"])
+def test_balanced_batches_load_the_balanced_dataset_through_verls_custom_class(balance):
+    """verl 0.9.1 picks the dataset class with ``get_dataset_class(config.data)``; it loads the file by path."""
+    from verl.utils.dataset.rl_dataset import RLHFDataset, get_dataset_class
+
+    config = composed(verl_overrides(spec_make(balance=balance, seed=3)))
+
+    dataset_cls = get_dataset_class(config.data)
+    assert dataset_cls.__name__ == BALANCED_DATASET_CLASS
+    assert issubclass(dataset_cls, RLHFDataset)
+    assert Path(BALANCED_DATASET_PATH) == Path(__file__).resolve().parents[3] / (
+        "training/backends/verl_balanced_dataset.py"
+    )
+    assert (config.data.balance, config.data.shuffle, config.data.seed) == (balance, False, 3)
+
+
+def test_balance_off_is_verls_dataset_and_its_shuffle():
+    from verl.utils.dataset.rl_dataset import RLHFDataset, get_dataset_class
+
+    config = composed(verl_overrides(spec_make(balance="off")))
+
+    assert get_dataset_class(config.data) is RLHFDataset
+    assert config.data.custom_cls.path is None
+    assert "balance" not in config.data
+    assert (config.data.shuffle, config.data.seed) == (True, 1)
+
+
+def test_an_odd_batch_is_accepted_without_balancing():
+    hyperparameters = GrpoHyperparameters(train_batch_size=9)
+
+    config = composed(
+        verl_overrides(spec_make(hyperparameters=hyperparameters, gpus_per_node=1, balance="off"))
+    )
+
+    assert config.data.train_batch_size == 9
+
+
+def test_verl_accepts_undersampling_and_a_step_cap_at_start(tiny_model_dir):
+    hyperparameters = GrpoHyperparameters(max_steps=12)
+    spec = spec_make(model=str(tiny_model_dir), hyperparameters=hyperparameters, balance="undersample")
+    config = composed(verl_overrides(spec))
+
+    verl_start_checks(config)
+    assert config.trainer.total_training_steps == 12
+    assert config.data.balance == "undersample"

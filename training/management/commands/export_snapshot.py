@@ -5,7 +5,7 @@ SNAPSHOT is an id, or a name (its latest frozen version)."""
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.models import DatasetSnapshot
+from annotation.dataset.selectors import snapshot_frozen_named
 from training.models import DatasetExport
 from training.services.exports import ExportError, export_create, export_run_inline
 
@@ -31,14 +31,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        given = options["snapshot"]
-        frozen = DatasetSnapshot.objects.filter(status=DatasetSnapshot.Status.FROZEN)
-        if given.isdigit():
-            snapshot = frozen.filter(pk=int(given)).first()
-        else:
-            snapshot = frozen.filter(name=given).order_by("-version").first()
+        snapshot = snapshot_frozen_named(options["snapshot"])
         if snapshot is None:
-            raise CommandError(f"No frozen snapshot {given!r}.")
+            raise CommandError(f"No frozen snapshot {options['snapshot']!r}.")
         for export_format in options["formats"]:
             ready = snapshot.exports.filter(format=export_format, status=DatasetExport.Status.READY).first()
             if ready is not None and not options["again"]:

@@ -1,4 +1,4 @@
-"""The training app's tables: dataset exports in the formats trainers read (training runs come next)."""
+"""Dataset exports: archives of a frozen snapshot in the formats trainers read."""
 
 from django.conf import settings
 from django.db import models
