@@ -73,16 +73,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
     search_fields = ["name", "base_model", "notes"]
     actions = ["launch_selected", "cancel_selected"]
     change_form_template = "admin/training/trainingrun/change_form.html"
-    settings_fields = [
-        "snapshot",
-        "method",
-        "backend",
-        "base_model",
-        "hyperparameters",
-        "gpus_per_node",
-        "nodes",
-        "options",
-    ]
+    settings_fields = list(TrainingRun.SETTINGS_FIELDS)
     launch_fields = [
         "run_status",
         "page",

@@ -34,18 +34,7 @@ class TrainingRunAdminForm(forms.ModelForm):
 
     class Meta:
         model = TrainingRun
-        fields = [
-            "name",
-            "snapshot",
-            "method",
-            "backend",
-            "base_model",
-            "hyperparameters",
-            "gpus_per_node",
-            "nodes",
-            "options",
-            "notes",
-        ]
+        fields = ["name", *TrainingRun.SETTINGS_FIELDS, "notes"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -25,14 +25,6 @@ def sent(monkeypatch):
     return messages
 
 
-@pytest.fixture
-def admin_client(client, researcher):
-    researcher.is_staff = True
-    researcher.save()
-    client.force_login(researcher)
-    return client
-
-
 def add_form_data(snapshot, **changes):
     data = {
         "name": "qwen3b-twin",

@@ -17,14 +17,6 @@ from training.models import TrainingMetric, TrainingRun
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def admin_client(client, researcher):
-    researcher.is_staff = True
-    researcher.save()
-    client.force_login(researcher)
-    return client
-
-
 @pytest.mark.parametrize("method", ["grpo", "sft"])
 def test_a_researcher_launches_a_tiny_run_from_the_admin_and_watches_it_finish(
     admin_client, frozen_snapshot, tmp_path, method

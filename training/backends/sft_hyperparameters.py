@@ -13,9 +13,10 @@ uses them, so a stored run can't claim another. ``training/backends/trl_runner.p
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
+from training.backends.json_fields import json_fields, json_object_checked
 from training.backends.verl_command import _check_field_types
 
 # Where the SFT targets come from: "teacher", the teacher model's responses (kept only where their final answer is
@@ -100,7 +101,7 @@ class SftHyperparameters:
 
     def to_json(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict, for a model's JSONField."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return json_fields(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SftHyperparameters:
@@ -109,12 +110,4 @@ class SftHyperparameters:
         Unknown keys are refused, so a misspelled hyperparameter can't silently fall back to its default; the
         types are checked as on construction (an int is accepted for a float, a bool is not a number).
         """
-        if not isinstance(data, Mapping):
-            raise ValueError(f"SFT hyperparameters must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(key) for key in data if key not in known)
-        if unknown:
-            raise ValueError(
-                f"unknown SFT hyperparameter(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**data)
+        return cls(**json_object_checked(data, cls, what="SFT hyperparameter"))

@@ -35,10 +35,11 @@ import sys
 import time
 import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.backends.json_fields import json_fields, json_object_checked
 from training.backends.run_output import HELDOUT_ACCURACY, checkpoint_line, metrics_line, summary_line
 from training.backends.sft_hyperparameters import SftHyperparameters
 from training.backends.verl_command import GrpoHyperparameters, _check_field_types
@@ -162,7 +163,7 @@ class TrlRunConfig:
 
     def to_json(self) -> dict[str, Any]:
         """The config as a JSON-ready dict, the hyperparameters as their own ``to_json``."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data = json_fields(self)
         data["hyperparameters"] = self.hyperparameters.to_json()
         return data
 
@@ -173,14 +174,7 @@ class TrlRunConfig:
         Unknown keys are refused (a misspelled setting must not fall back to its default), and the required ones
         (method, model, train_file, val_file, output_dir) must be there.
         """
-        if not isinstance(data, Mapping):
-            raise ValueError(f"the run config must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(key) for key in data if key not in known)
-        if unknown:
-            raise ValueError(
-                f"unknown run config key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+        data = json_object_checked(data, cls, what="run config key")
         missing = [
             name for name in ("method", "model", "train_file", "val_file", "output_dir") if name not in data
         ]

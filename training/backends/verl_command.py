@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from training.backends.json_fields import json_fields, json_object_checked
+
 # The module that verl's own examples run: Hydra's entry point over ``trainer/config/ppo_trainer.yaml``.
 VERL_MAIN_MODULE = "verl.trainer.main_ppo"
 
@@ -188,7 +190,7 @@ class GrpoHyperparameters:
 
     def to_json(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict, for a model's JSONField."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return json_fields(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GrpoHyperparameters:
@@ -197,15 +199,7 @@ class GrpoHyperparameters:
         Unknown keys are refused, so a misspelled hyperparameter can't silently fall back to its default; the
         types are checked as on construction (an int is accepted for a float, a bool is not a number).
         """
-        if not isinstance(data, Mapping):
-            raise ValueError(f"GRPO hyperparameters must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(key) for key in data if key not in known)
-        if unknown:
-            raise ValueError(
-                f"unknown GRPO hyperparameter(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**data)
+        return cls(**json_object_checked(data, cls, what="GRPO hyperparameter"))
 
 
 @dataclass(frozen=True)

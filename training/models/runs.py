@@ -85,6 +85,19 @@ class TrainingRun(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
 
+    # What the run trains and how: fixed once the run is launched, so its metrics and checkpoints keep meaning
+    # what they say (the name and the notes stay editable).
+    SETTINGS_FIELDS = (
+        "snapshot",
+        "method",
+        "backend",
+        "base_model",
+        "hyperparameters",
+        "gpus_per_node",
+        "nodes",
+        "options",
+    )
+
     def __str__(self) -> str:
         return f"{self.name} (#{self.pk})"
 

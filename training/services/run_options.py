@@ -6,9 +6,10 @@ the command builders (``training.services.run_commands``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
+from training.backends.json_fields import json_fields, json_object_checked
 from training.backends.sft_hyperparameters import SftHyperparameters
 from training.backends.verl_command import GrpoHyperparameters
 
@@ -63,16 +64,11 @@ class RunOptions:
             raise ValueError('extra_overrides must be a list of "key=value" strings')
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_fields(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> RunOptions:
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+        return cls(**json_object_checked(data or {}, cls, what="option"))
 
 
 def default_hyperparameters(method: str) -> dict[str, Any]:

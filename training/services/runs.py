@@ -97,7 +97,12 @@ def training_run_create(
 def training_run_launch(*, run: TrainingRun, launched_by: AbstractBaseUser | None = None) -> Job:
     """Queues the run on the GPU queue (a new job each launch; a relaunch resumes from the latest checkpoint)."""
     with transaction.atomic():
-        locked = TrainingRun.objects.select_for_update().select_related("job", "snapshot").get(pk=run.pk)
+        # of=self: PostgreSQL locks no row of the nullable side of an outer join (the job of a draft).
+        locked = (
+            TrainingRun.objects.select_for_update(of=("self",))
+            .select_related("job", "snapshot")
+            .get(pk=run.pk)
+        )
         if locked.is_active:
             raise TrainingRunError(f"Run {locked} is already {locked.job.status}.")
         training_run_check(locked)

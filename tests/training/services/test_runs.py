@@ -1,5 +1,7 @@
 """Recording, checking, launching and cancelling training runs (the researcher's side)."""
 
+import json
+
 import pytest
 
 from annotation.dataset.snapshots import SnapshotParameters, snapshot_create
@@ -180,3 +182,26 @@ def test_check_accepts_every_supported_pair(frozen_snapshot):
         run = TrainingRun(name="x", snapshot=frozen_snapshot, method=method, backend=backend)
         run.hyperparameters = {}
         training_run_check(run)
+
+
+def test_the_command_of_a_paper_default_run_passes_verls_start_up_checks(frozen_snapshot, tmp_path):
+    """The command as a launch would run it (model folder aside): composed against verl 0.9.1's own config and
+    checked as verl checks it before training."""
+    from tests.training.backends.test_verl_command import composed, verl_start_checks
+    from training.backends.tiny_vlm import tiny_qwen_vl_processor_save
+
+    model = tiny_qwen_vl_processor_save(tmp_path / "model")  # verl reads the model's config.json
+    config_file = model / "config.json"
+    config_file.write_text(
+        json.dumps(
+            {**json.loads(config_file.read_text()), "architectures": ["Qwen2_5_VLForConditionalGeneration"]}
+        )
+    )
+    run = training_run_create(name="paper", snapshot=frozen_snapshot, base_model=str(model), gpus_per_node=8)
+
+    overrides = training_command(run).argv[3:]
+    config = composed(overrides)
+
+    verl_start_checks(config)
+    assert config.data.train_batch_size == 480 and config.actor_rollout_ref.rollout.n == 5
+    assert config.data.custom_cls.name == "BalancedRLHFDataset" and config.data.balance == "oversample"
