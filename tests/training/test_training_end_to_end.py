@@ -40,7 +40,7 @@ def test_a_researcher_launches_a_tiny_run_from_the_admin_and_watches_it_finish(
     run.refresh_from_db()
     job = Job.objects.get(pk=run.job_id)
     assert job.status == Job.Status.SUCCEEDED, job.error
-    assert job.progress_done == 4
+    assert (job.progress_done, job.progress_total) == (4, 4)  # the runner tells the length before step 1
 
     metrics = {metric.step: metric.values for metric in TrainingMetric.objects.filter(run=run)}
     assert sorted(metrics) == [1, 2, 3, 4]

@@ -6,7 +6,8 @@ line, keeps the log, and picks out these lines:
 
 - ``TWIN_METRICS {"step": 3, "values": {"reward": 0.4, ...}}``: the metrics of one training step;
 - ``TWIN_CHECKPOINT /path/to/folder``: a checkpoint was written there (the last one printed is the run's);
-- ``TWIN_SUMMARY {"steps": 4, "seconds": 12.5, ...}``: written once at the end.
+- ``TWIN_SUMMARY {"steps": 4, "seconds": 12.5, ...}``: written once at the end;
+- ``Total training steps: 1169``: the run's length, before the first step (verl prints this line itself).
 
 Canonical metric names, the ones the run page plots; a backend maps its own names onto them and may add any
 other numeric values (they are stored with the step):
@@ -35,6 +36,8 @@ from typing import Any
 METRICS_PREFIX = "TWIN_METRICS "
 CHECKPOINT_PREFIX = "TWIN_CHECKPOINT "
 SUMMARY_PREFIX = "TWIN_SUMMARY "
+TOTAL_STEPS_PREFIX = "Total training steps: "
+_TOTAL_STEPS = re.compile(re.escape(TOTAL_STEPS_PREFIX) + r"(\d+)")
 
 REWARD = "reward"
 HELDOUT_ACCURACY = "heldout_accuracy"
@@ -114,6 +117,12 @@ def parse_summary_line(line: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return summary if isinstance(summary, dict) else None
+
+
+def parse_total_steps(line: str) -> int | None:
+    """The run's length from a ``Total training steps: N`` line (anywhere in it: Ray prefixes worker lines)."""
+    match = _TOTAL_STEPS.search(line)
+    return int(match.group(1)) if match else None
 
 
 def verl_console_metrics(line: str) -> StepMetrics | None:

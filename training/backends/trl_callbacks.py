@@ -27,6 +27,7 @@ from training.backends.run_output import (
     RESPONSE_LENGTH,
     REWARD,
     STEP_SECONDS,
+    TOTAL_STEPS_PREFIX,
     checkpoint_line,
     metrics_line,
 )
@@ -76,6 +77,11 @@ class ProtocolPrinter(TrainerCallback):
         self.heldout = heldout
         self.step_seconds: dict[int, float] = {}
         self._step_started: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # Trainer has worked out the run's length (max_steps, else the epochs): the run page's progress bar.
+        if state.is_world_process_zero and state.max_steps:
+            emit(f"{TOTAL_STEPS_PREFIX}{state.max_steps}")
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_started = time.perf_counter()

@@ -50,8 +50,6 @@ FLUSH_SECONDS = 2.0
 # Lines kept in the failure message of a failed run.
 FAILURE_TAIL_LINES = 40
 LOG_LINE_MAX_CHARS = 2000
-# "Total training steps: 1169", printed by verl's trainer (and the TRL runner) before the first step.
-_TOTAL_STEPS = re.compile(r"Total training steps: (\d+)")
 
 
 def training_run_execute(*, job: Job) -> None:
@@ -202,8 +200,7 @@ def _follow(run: TrainingRun, job: Job, process: TrainingProcess, folder: Path) 
                     continue
                 checkpoint = run_output.parse_checkpoint_line(line) or checkpoint
                 outcome.summary = run_output.parse_summary_line(line) or outcome.summary
-                if match := _TOTAL_STEPS.search(line):
-                    total_steps = int(match.group(1))
+                total_steps = run_output.parse_total_steps(line) or total_steps
             log_file.flush()
             code = process.exit_code() if not lines else None
             if code is None and time.monotonic() - last_flush < FLUSH_SECONDS:

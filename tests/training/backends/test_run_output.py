@@ -81,6 +81,12 @@ def test_a_validation_only_line_reports_held_out_accuracy():
     assert run_output.REWARD not in parsed.values
 
 
+def test_the_run_length_line_of_verl_and_the_trl_runner():
+    assert run_output.parse_total_steps("INFO:2026-11-22 04:00:00,000:Total training steps: 1169") == 1169
+    assert run_output.parse_total_steps("(TaskRunner pid=7) Total training steps: 12") == 12
+    assert run_output.parse_total_steps("Total training steps: none") is None
+
+
 def test_lines_that_are_not_verl_metrics():
     assert run_output.verl_console_metrics("Training Progress:  10%|#   | 1/10") is None
     assert run_output.verl_console_metrics("") is None

@@ -880,7 +880,8 @@ def test_without_balance_trl_shuffles_the_split():
         grpo_run_config(balance="always")
 
 
-def test_the_grpo_run_reports_its_balanced_batches(grpo_run):
+def test_the_grpo_run_reports_its_length_and_balanced_batches(grpo_run):
+    assert "Total training steps: 2" in grpo_run.stdout.splitlines()
     assert (
         "balanced batches (oversample): 8 training pairs (4 yes, 4 no) laid out as 8 in 2 batches"
         in grpo_run.stdout
