@@ -20,7 +20,6 @@ import re
 import shutil
 import socket
 import time
-import zipfile
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from annotation.importing.archive import zip_extract_safely
 from jobs.models import Job, JobLogEntry
 from jobs.services import JobCancelled, job_advance, job_fail, job_finish, job_log, job_running
 from training.backends import run_output
@@ -125,12 +125,12 @@ def _unpack(export: DatasetExport, data_dir: Path, job: Job) -> None:
         raise RuntimeError(
             f"Export #{export.pk}'s archive does not match its SHA-256: it was changed or damaged."
         )
-    with zipfile.ZipFile(archive_path) as archive:
-        root = partial.resolve()
-        for member in archive.namelist():
-            if not (partial / member).resolve().is_relative_to(root):
-                raise RuntimeError(f"Export #{export.pk} holds a path outside its folder: {member!r}")
-        archive.extractall(partial)
+    zip_extract_safely(
+        archive=archive_path,
+        destination=partial,
+        max_total_bytes=settings.CATALOG_MAX_ZIP_UNCOMPRESSED_BYTES,
+        max_entries=settings.CATALOG_MAX_ZIP_ENTRIES,
+    )
     archive_path.unlink()
     (partial / ".export-sha256").write_text(export.sha256)
     partial.rename(data_dir)
