@@ -1,9 +1,11 @@
-"""``/api/v1/``: the dataset (annotation.api), its exports (training.api), and the OpenAPI schema."""
+"""``/api/v1/``: the dataset (annotation.api), its exports (training.api), evaluation results (evaluation.api),
+and the OpenAPI schema."""
 
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from annotation import api as dataset_api
+from evaluation import api as evaluation_api
 from training import api as export_api
 
 app_name = "api"
@@ -35,6 +37,16 @@ urlpatterns = [
     path("images/", dataset_api.ImageListApi.as_view(), name="image-list"),
     path("images/<int:image_id>/", dataset_api.ImageDetailApi.as_view(), name="image-detail"),
     path("images/<int:image_id>/file/", dataset_api.ImageFileApi.as_view(), name="image-file"),
+    path("evaluation/benchmarks/", evaluation_api.BenchmarkListApi.as_view(), name="evaluation-benchmarks"),
+    path("evaluation/runs/", evaluation_api.RunListApi.as_view(), name="evaluation-runs"),
+    path(
+        "evaluation/runs/<int:run_id>/", evaluation_api.RunDetailApi.as_view(), name="evaluation-run-detail"
+    ),
+    path(
+        "evaluation/runs/<int:run_id>/responses/",
+        evaluation_api.RunResponseListApi.as_view(),
+        name="evaluation-run-responses",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

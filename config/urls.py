@@ -17,6 +17,7 @@ urlpatterns = [
     path("jobs/", include("jobs.urls")),
     path("dataset/exports/", include("training.urls")),
     path("training/", include("training.run_urls")),
+    path("evaluation/", include("evaluation.urls")),
     path("dataset/", include("annotation.dataset.urls")),
     path("review/", include("annotation.review.urls")),
     path("", include("annotation.urls")),

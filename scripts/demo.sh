@@ -60,6 +60,8 @@ python manage.py freeze_snapshot twin-demo --eval-fraction 0.2 --seed "$DEMO_SEE
 python manage.py export_snapshot twin-demo verl huggingface plain
 echo "== A draft training run that the CPU can carry out (a tiny random-weight Qwen2.5-VL): launch it in the admin"
 python manage.py create_demo_training_run twin-demo
+echo "== A small FGVQA from the demo catalogs, and a draft evaluation run of the tiny model: launch it in the admin"
+python manage.py create_demo_evaluation twin-demo
 
 WORKER_PID=""
 if [ "${CELERY_TASK_ALWAYS_EAGER:-0}" != "1" ]; then

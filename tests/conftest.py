@@ -49,6 +49,15 @@ def researcher(db):
 
 
 @pytest.fixture
+def admin_client(client, researcher):
+    """A researcher signed in, with the admin's staff flag."""
+    researcher.is_staff = True
+    researcher.save()
+    client.force_login(researcher)
+    return client
+
+
+@pytest.fixture
 def annotator(db):
     return AnnotatorFactory(username="annotator")
 

@@ -7,11 +7,17 @@ The model sees two images, explains what it compares, and ends with its answer, 
 
 ANSWERS = ("yes", "no")
 
-PAIR_QUESTION = (
-    "Do these two images show the same object instance? An object instance is one particular physical "
+# The evaluation's prompts for object datasets (TWIN-Eval, ILIAS) reuse this definition.
+OBJECT_INSTANCE_DEFINITION = (
+    "An object instance is one particular physical "
     "object: two different objects of the same category or model (for example two earbuds of different "
-    "colours, or two mugs with different prints) are different instances, even when they look alike. "
-    "Compare shape, colour, texture, markings and parts, and explain your reasoning. Then give your final "
+    "colours, or two mugs with different prints) are different instances, even when they look alike."
+)
+
+PAIR_QUESTION = (
+    "Do these two images show the same object instance? "
+    + OBJECT_INSTANCE_DEFINITION
+    + " Compare shape, colour, texture, markings and parts, and explain your reasoning. Then give your final "
     "answer, yes or no, inside <answer></answer> tags."
 )
 

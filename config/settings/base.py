@@ -300,6 +300,24 @@ TRAINING_STOP_GRACE_SECONDS = env.int("TWIN_TRAINING_STOP_GRACE_SECONDS", defaul
 TRAINING_LOG_LINES_KEPT = env.int("TWIN_TRAINING_LOG_LINES_KEPT", default=2000)
 
 
+# --- Evaluation ----------------------------------------------------------------------------------------
+
+# Evaluation runs load a model (vLLM or transformers) and go to the GPU queue like training runs; an
+# OpenAI-compatible backend needs no GPU, but one queue keeps the order of runs simple.
+EVALUATION_QUEUE = env.str("TWIN_EVALUATION_QUEUE", default="gpu")
+# Building a benchmark reads a local copy of its source and embeds a sample of it: the CPU queue.
+EVALUATION_BUILD_QUEUE = env.str("TWIN_EVALUATION_BUILD_QUEUE", default="celery")
+# Where a worker keeps benchmark images downloaded from S3 (unused with the filesystem storage).
+EVALUATION_CACHE_DIR = Path(
+    env.str("TWIN_EVALUATION_CACHE_DIR", default=str(DATA_DIR / "evaluation-cache"))
+).resolve()
+# Benchmark sources must lie under one of these folders (":"-separated; empty: anywhere the worker can read),
+# so that an admin form can't make a worker read arbitrary files.
+EVALUATION_SOURCE_ROOTS = [
+    Path(root).resolve() for root in env.str("TWIN_EVALUATION_SOURCE_ROOTS", default="").split(":") if root
+]
+
+
 # --- REST framework ------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {

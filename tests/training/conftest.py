@@ -11,12 +11,3 @@ from training.backends.tiny_vlm import tiny_qwen_vl_processor_save
 def tiny_processor_dir(tmp_path_factory) -> Path:
     """A folder holding the tiny processor, as a model folder holds a real one."""
     return tiny_qwen_vl_processor_save(tmp_path_factory.mktemp("tiny-qwen-vl"))
-
-
-@pytest.fixture
-def admin_client(client, researcher):
-    """A researcher signed in, with the admin's staff flag."""
-    researcher.is_staff = True
-    researcher.save()
-    client.force_login(researcher)
-    return client
