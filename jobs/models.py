@@ -116,3 +116,19 @@ class JobLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.level}] {self.message[:80]}"
+
+
+class LaunchedByJobMixin:
+    """For a run that is launched as a job (a training run, an evaluation run): its status is its latest job's."""
+
+    job_id: int | None
+    job: Job | None
+
+    @property
+    def status(self) -> str:
+        """The latest launch's status, or "draft" before the first launch."""
+        return self.job.status if self.job_id else "draft"
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.job_id and not self.job.is_finished)

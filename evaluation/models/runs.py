@@ -3,8 +3,10 @@
 from django.conf import settings
 from django.db import models
 
+from jobs.models import LaunchedByJobMixin
 
-class EvaluationRun(models.Model):
+
+class EvaluationRun(LaunchedByJobMixin, models.Model):
     """A model (a hub id, a folder, a training run's checkpoint, or a served model) answering benchmarks.
 
     Responses are stored one per query as they come back, so a run that stops resumes with the queries it
@@ -73,14 +75,6 @@ class EvaluationRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.pk})"
-
-    @property
-    def status(self) -> str:
-        return self.job.status if self.job_id else "draft"
-
-    @property
-    def is_active(self) -> bool:
-        return bool(self.job_id and not self.job.is_finished)
 
 
 class EvaluationResponse(models.Model):

@@ -248,3 +248,13 @@ def tiny_qwen_vl_model_save(folder: Path, *, seed: int = 0) -> Path:
     )
     model.save_pretrained(folder)
     return folder
+
+
+def tiny_qwen_vl_model_ensure(folder: Path) -> bool:
+    """Saves the tiny model in folder unless a saved model is there already; True when it saved one (the demo
+    commands reuse one model for their runs)."""
+    folder = Path(folder)
+    if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+        return False
+    tiny_qwen_vl_model_save(folder)
+    return True

@@ -4,10 +4,12 @@ run's page."""
 from django.conf import settings
 from django.db import models
 
+from jobs.models import LaunchedByJobMixin
+
 DEFAULT_BASE_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 
 
-class TrainingRun(models.Model):
+class TrainingRun(LaunchedByJobMixin, models.Model):
     """One post-training run: what to train, on which snapshot, how, and on how many GPUs.
 
     The run is a draft until it is launched; launching records a job (queued on the GPU queue) whose status,
@@ -100,15 +102,6 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.pk})"
-
-    @property
-    def status(self) -> str:
-        """The latest launch's status, or "draft" before the first launch."""
-        return self.job.status if self.job_id else "draft"
-
-    @property
-    def is_active(self) -> bool:
-        return bool(self.job_id and not self.job.is_finished)
 
 
 class TrainingMetric(models.Model):

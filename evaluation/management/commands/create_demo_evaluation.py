@@ -35,7 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--model-dir", default=None, help="Default: DATA_DIR/models/tiny-qwen2.5-vl.")
 
     def handle(self, *args, **options) -> None:
-        from training.backends.tiny_vlm import tiny_qwen_vl_model_save
+        from training.backends.tiny_vlm import tiny_qwen_vl_model_ensure
 
         snapshot = snapshot_frozen_named(options["snapshot"])
         if snapshot is None:
@@ -72,8 +72,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Run {options['name']} exists already.")
             return
         model_dir = Path(options["model_dir"] or settings.DATA_DIR / "models" / "tiny-qwen2.5-vl")
-        if not (model_dir / "config.json").is_file() or not any(model_dir.glob("*.safetensors")):
-            tiny_qwen_vl_model_save(model_dir)
+        if tiny_qwen_vl_model_ensure(model_dir):
             self.stdout.write(f"Saved a tiny random-weight Qwen2.5-VL in {model_dir}")
         try:
             run = evaluation_run_create(
