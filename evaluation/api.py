@@ -63,6 +63,7 @@ class RowSerializer(serializers.Serializer):
     pair_count = serializers.IntegerField()
     multi_count = serializers.IntegerField()
     correct = serializers.IntegerField()
+    unreadable = serializers.IntegerField(help_text="Answers with no final answer the parser could read.")
     open_count = serializers.IntegerField()
     recognition = serializers.FloatField(allow_null=True, help_text="The judge's mean, 0 to 2.")
     content = serializers.FloatField(allow_null=True, help_text="The judge's mean, 0 to 3.")

@@ -45,26 +45,28 @@ def accuracy_bars_svg(
 ) -> SafeString:
     """Bars of accuracy (percent) per group (a benchmark), one bar per series (a run, or a query type)."""
     bar = 14 if len(series) > 2 else 18
-    group_width = bar * len(series) + 16
+    # Wide enough for the group's name under it (about 7 px a character, names cut at 16).
+    longest = max((len(group[:16]) for group, _ in groups), default=0)
+    group_width = max(bar * len(series) + 16, 7 * longest + 12)
     width = max(360, MARGIN_LEFT + MARGIN_RIGHT + group_width * max(len(groups), 1))
     parts = _frame(width, title, series)
     plot_bottom = HEIGHT - MARGIN_BOTTOM
     plot_height = plot_bottom - MARGIN_TOP
     for group_index, (group, values) in enumerate(groups):
-        left = MARGIN_LEFT + 8 + group_index * group_width
+        left = MARGIN_LEFT + 8 + group_index * group_width + (group_width - 16 - bar * len(series)) / 2
         for index, value in enumerate(values):
             if value is None:
                 continue
             height = plot_height * max(0.0, min(value, 100.0)) / 100
             colour = COLOURS[index % len(COLOURS)]
             parts.append(
-                f'<rect x="{left + index * bar}" y="{plot_bottom - height:.1f}" width="{bar - 2}" '
+                f'<rect x="{left + index * bar:.1f}" y="{plot_bottom - height:.1f}" width="{bar - 2}" '
                 f'height="{height:.1f}" fill="{colour}"><title>{escape(group)}, {escape(series[index])}: '
                 f"{value:.1f}%</title></rect>"
             )
         parts.append(
             f'<text x="{left + bar * len(series) / 2:.1f}" y="{plot_bottom + 14}" font-size="11" '
-            f'text-anchor="middle">{escape(group[:14])}</text>'
+            f'text-anchor="middle">{escape(group[:16])}</text>'
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 numbers and escaped text only

@@ -6,9 +6,9 @@ equally often). ``queries_build`` builds both from a list of ``LabelledImage`` a
 could not supply the counts asked for; ``pool_sample`` first picks a seeded subset of a huge source (GLDv2's train
 split) so that only those images are embedded.
 
-"Look-alikes" of an image are images of other labels, most similar first, from (in order of preference) a
-``look_alikes`` callable (curated hard negatives, as TWIN-Eval has), else cosine similarity of ``features``, else
-none (partners are then drawn uniformly over the other labels). Everything random comes from
+"Look-alikes" of an image are images of other labels, most similar first: those of a ``look_alikes`` callable
+(curated hard negatives, as TWIN-Eval has) first, then the most cosine-similar by ``features``; with neither,
+partners are drawn uniformly over the other labels. Everything random comes from
 ``random.Random(seed)``, so a seed and an input order give the same queries on every machine.
 """
 
@@ -35,9 +35,8 @@ _EXHAUSTIVE_LIMIT = 2000
 @dataclass(frozen=True)
 class BuiltQuery:
     question_type: str  # "pair" or "multi"
-    image_indices: tuple[
-        int, ...
-    ]  # into the images list given; pair: 2 images; multi: reference, then candidates
+    # Into the images list given; pair: 2 images; multi: the reference, then the candidates.
+    image_indices: tuple[int, ...]
     answer: str  # pair: "yes"/"no"; multi: "0".."3" (how many candidates show the reference's identity)
     labels: tuple[str, ...]  # the identity label of each image, same order
 
@@ -45,9 +44,8 @@ class BuiltQuery:
 @dataclass
 class BuiltQueries:
     queries: list[BuiltQuery]
-    notes: list[str] = field(
-        default_factory=list
-    )  # sentences on shortfalls and fallbacks; empty when all went well
+    # Sentences on shortfalls and fallbacks; empty when all went well.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def pairs(self) -> list[BuiltQuery]:
@@ -141,8 +139,9 @@ class _LookAlikes:
         self.look_alikes = look_alikes
         self.pool = pool
         self.cache: dict[int, list[int]] = {}
+        self.by_features: dict[int, list[int]] = {}
         self.features = None
-        if look_alikes is None and features is not None:
+        if features is not None:
             matrix = np.asarray(features, dtype=np.float32)
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
             # Normalised again so that a dot product is a cosine even if the caller's vectors drifted.
@@ -156,10 +155,13 @@ class _LookAlikes:
         if not self.active:
             return None
         if index not in self.cache:
-            if self.look_alikes is not None:
-                self.cache[index] = self._from_callable(index)
-            else:
-                self._from_features(index)
+            chosen = self._from_callable(index) if self.look_alikes is not None else []
+            # The callable's (curated) look-alikes come first; similar-looking images fill the rest of the pool.
+            if len(chosen) < self.pool and self.features is not None:
+                if index not in self.by_features:
+                    self._from_features(index)
+                chosen += [other for other in self.by_features[index] if other not in chosen]
+            self.cache[index] = chosen[: self.pool]
         return self.cache[index]
 
     def _from_callable(self, index: int) -> list[int]:
@@ -174,13 +176,12 @@ class _LookAlikes:
         return chosen
 
     def _from_features(self, index: int) -> None:
-        """Fills the cache for the whole block of anchors around ``index`` with one matrix product."""
+        """Ranks the look-alikes of the whole block of anchors around ``index`` with one matrix product."""
         start = index - index % _FEATURE_BLOCK
         rows = np.arange(start, min(start + _FEATURE_BLOCK, len(self.codes)))
         similarity = self.features[rows] @ self.features.T
-        similarity[
-            self.codes[rows][:, None] == self.codes[None, :]
-        ] = -np.inf  # same label: never a look-alike
+        # Same label: never a look-alike.
+        similarity[self.codes[rows][:, None] == self.codes[None, :]] = -np.inf
         keep = min(self.pool, similarity.shape[1])
         top = np.argpartition(-similarity, keep - 1, axis=1)[:, :keep]
         for position, row in enumerate(rows):
@@ -189,7 +190,7 @@ class _LookAlikes:
             finite = np.isfinite(scores)
             others, scores = others[finite], scores[finite]
             order = np.lexsort((others, -scores))  # most similar first; ties by index, for determinism
-            self.cache[int(row)] = [int(other) for other in others[order]]
+            self.by_features[int(row)] = [int(other) for other in others[order]]
 
 
 class _PairDrawer:

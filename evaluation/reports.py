@@ -26,6 +26,7 @@ class BenchmarkRow:
     pair_count: int
     multi_count: int
     correct: int
+    unreadable: int = 0  # pair and multi answers with no final answer the parser could read (format failures)
     open_count: int = 0
     recognition: float | None = None  # the judge's mean, 0 to 2
     content: float | None = None  # 0 to 3
@@ -61,6 +62,7 @@ def run_report(run: EvaluationRun) -> RunReport:
         .annotate(
             count=Count("id"),
             right=Count("id", filter=Q(correct=True)),
+            unreadable=Count("id", filter=Q(parsed="")),
             exact=Count("id", filter=Q(recognition_score=2)),
             scored=Count("id", filter=Q(recognition_score__isnull=False)),
             recognition=Avg("recognition_score"),
@@ -87,6 +89,7 @@ def run_report(run: EvaluationRun) -> RunReport:
                 pair_count=pair_count,
                 multi_count=multi_count,
                 correct=pair_right + multi_right,
+                unreadable=pair.get("unreadable", 0) + multi.get("unreadable", 0),
                 open_count=open_.get("count", 0),
                 recognition=open_.get("recognition"),
                 content=open_.get("content"),

@@ -16,6 +16,7 @@ REPORT_COLUMNS = [
     "total_accuracy",
     "pair_answered",
     "multi_answered",
+    "unreadable",
     "open_answered",
     "recognition_mean",
     "content_mean",
@@ -58,6 +59,7 @@ def reports_csv(reports: Sequence[RunReport]) -> str:
                     _number(row.total),
                     row.pair_count,
                     row.multi_count,
+                    row.unreadable,
                     row.open_count,
                     _number(row.recognition),
                     _number(row.content),
@@ -66,7 +68,7 @@ def reports_csv(reports: Sequence[RunReport]) -> str:
             )
         writer.writerow(
             [report.run_id, report.run, "Mean", _number(report.mean_pair), _number(report.mean_multi)]
-            + [_number(report.mean_total), "", "", "", "", "", ""]
+            + [_number(report.mean_total), "", "", "", "", "", "", ""]
         )
     return out.getvalue()
 

@@ -163,9 +163,14 @@ def run_responses_csv(request: HttpRequest, run_id: int) -> StreamingHttpRespons
 
 
 def _selected_runs(request: HttpRequest) -> list[EvaluationRun]:
-    ids = [run_id for run_id in (_int(value) for value in request.GET.getlist("runs")) if run_id]
+    """The ticked runs, oldest first, the chosen base (if ticked) moved to the front."""
+    ids = sorted({run_id for run_id in (_int(value) for value in request.GET.getlist("runs")) if run_id})
+    base = _int(request.GET.get("base"))
+    if base in ids:
+        ids.remove(base)
+        ids.insert(0, base)
     by_id = runs_list().in_bulk(ids)
-    return [by_id[run_id] for run_id in dict.fromkeys(ids) if run_id in by_id]
+    return [by_id[run_id] for run_id in ids if run_id in by_id]
 
 
 @login_required

@@ -12,4 +12,8 @@ if [ "$(cat "$_stamp" 2>/dev/null)" != "$_hash" ]; then
   "$TWIN_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$1"
   echo "$_hash" >"$_stamp"
 fi
-export PATH="$PWD/$TWIN_VENV/bin:$PATH"
+# An absolute TWIN_VENV is used as it is; a relative one is under the repository.
+case "$TWIN_VENV" in
+  /*) export PATH="$TWIN_VENV/bin:$PATH" ;;
+  *) export PATH="$PWD/$TWIN_VENV/bin:$PATH" ;;
+esac

@@ -30,6 +30,7 @@ from evaluation.query_building import BuiltQuery, pool_sample, queries_build
 from evaluation.recognition import open_question
 from evaluation.services.benchmark_parameters import NO_EMBEDDER, BenchmarkParameters
 from evaluation.sources.labelled import LabelledImage
+from evaluation.storable import storable_json, storable_text
 from jobs.models import Job
 from jobs.services import job_advance, job_create, job_finish, job_log, job_running
 
@@ -413,7 +414,7 @@ def _queries_store(
                 number=number,
                 question_type="open",
                 question=open_question(benchmark.domain),
-                answer=image.name,
+                answer=storable_text(image.name),
                 image_ids=[image_id_of[index]],
                 extra={"labels": [image.label], "source_keys": [image.key], "reference_facts": ""},
             )
@@ -451,10 +452,10 @@ def _build_published(benchmark: Benchmark, parameters: BenchmarkParameters, job:
                 benchmark=benchmark,
                 number=number,
                 question_type=row.question_type,
-                question=row.question,
-                answer=row.answer,
+                question=storable_text(row.question),
+                answer=storable_text(row.answer),
                 image_ids=image_ids,
-                extra={**row.extra, "row": row.row},
+                extra=storable_json({**row.extra, "row": row.row}),
             )
         )
         if len(rows) >= _STORE_BATCH:

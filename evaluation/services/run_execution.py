@@ -8,11 +8,14 @@ written at the end; the pages compute the same table from the stored responses w
 
 from __future__ import annotations
 
-import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from evaluation.models import BenchmarkImage, BenchmarkQuery, EvaluationResponse, EvaluationRun
 from evaluation.parsing import answer_is_correct
@@ -20,10 +23,10 @@ from evaluation.reports import run_report
 from evaluation.runners.base import GenerationRequest, Runner, runner_open
 from evaluation.services.image_files import local_image_path
 from evaluation.services.run_options import EvaluationOptions
+from evaluation.storable import storable_text
 from jobs.models import Job
 from jobs.services import job_advance, job_finish, job_log, job_running
 
-logger = logging.getLogger(__name__)
 # Prompts handed to vLLM at once: it schedules them itself, so bigger is faster, but each batch is stored
 # before the next, so a stop loses at most one batch.
 VLLM_BATCH = 256
@@ -59,7 +62,8 @@ def evaluation_run_execute(*, job: Job, progress: Callable[[int, int], None] | N
         if pending:
             job_advance(job=job, done=done, message=f"Loading {model} ({run.backend}).")
             job_log(job=job, message=f"Loading {model} with the {run.backend} backend.")
-            runner = runner_open(options.runner_settings(backend=run.backend, model=model))
+            with _heartbeat_while_loading(job):
+                runner = runner_open(options.runner_settings(backend=run.backend, model=model))
             try:
                 done = _answer(
                     run, runner, pending, job=job, done=done, total=total, options=options, progress=progress
@@ -76,6 +80,31 @@ def evaluation_run_execute(*, job: Job, progress: Callable[[int, int], None] | N
         job_finish(job=job, result=summary, message=f"Answered {total} queries.")
     run.refresh_from_db()
     return run
+
+
+# Loading a big model (vLLM with tensor parallelism) can take minutes without a progress report; the heartbeat
+# goes on meanwhile, so the job isn't taken for one whose worker died (TWIN_JOB_STALE_AFTER_SECONDS).
+HEARTBEAT_SECONDS = 30
+
+
+@contextmanager
+def _heartbeat_while_loading(job: Job) -> Iterator[None]:
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(HEARTBEAT_SECONDS):
+                Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()  # this thread's own database connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-job-{job.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _accuracy_line(row: dict) -> str:
@@ -129,7 +158,7 @@ def _answer(
                 EvaluationResponse(
                     run=run,
                     query=query,
-                    text=result.text,
+                    text=storable_text(result.text),
                     parsed=parsed,
                     correct=correct,
                     seconds=result.seconds,
@@ -177,7 +206,7 @@ def _judge_open_answers(run: EvaluationRun, options: EvaluationOptions, *, job: 
             for response, score in zip(batch, scores, strict=True):
                 response.recognition_score = score.recognition
                 response.content_score = score.content
-                response.judge_text = score.reason or "(no reason given)"
+                response.judge_text = storable_text(score.reason or "(no reason given)")
             EvaluationResponse.objects.bulk_update(
                 batch, ["recognition_score", "content_score", "judge_text"]
             )

@@ -156,6 +156,36 @@ def test_a_look_alikes_callable_is_honoured_and_filtered_to_other_labels():
         assert all(label == reference or next_label(reference, label) for label in query.labels[1:])
 
 
+def test_curated_look_alikes_come_first_and_features_fill_the_rest_of_the_pool():
+    # TWIN-Eval's case: a few images have a curated negative (a0/n -> a1/n, not what the features would pick),
+    # the others only features (their twin label b_k).
+    images, features = twin_clusters(twins=30, per_label=4)
+    labels = [image.label for image in images]
+    a1 = [i for i, label in enumerate(labels) if label == "a1"]
+    curated_partner = {i: a1[n] for n, i in enumerate(i for i, label in enumerate(labels) if label == "a0")}
+
+    def look_alikes(index: int) -> list[int]:
+        return [curated_partner[index]] if index in curated_partner else []
+
+    built = queries_build(
+        images,
+        pair_count=120,
+        multi_count=0,
+        seed=2,
+        features=features,
+        look_alikes=look_alikes,
+        hard_negative_pool=1,
+    )
+    no_pairs = [query for query in built.pairs if query.answer == "no"]
+    curated = [query for query in no_pairs if set(query.labels) == {"a0", "a1"}]
+    assert curated, "the curated negatives are used"
+    for query in curated:  # and exactly as curated: a pool of one
+        first, second = query.image_indices
+        assert curated_partner.get(first) == second or curated_partner.get(second) == first
+    others = [query for query in no_pairs if query not in curated]
+    assert sum(is_twin(*query.labels) for query in others) >= 0.9 * len(others)  # the rest: by features
+
+
 def test_too_few_same_label_pairs_keeps_the_balance_and_says_so():
     images = dataset([2] * 10 + [1] * 30)
     built = queries_build(images, pair_count=100, multi_count=0, seed=0)

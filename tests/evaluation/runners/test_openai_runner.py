@@ -50,23 +50,26 @@ class ChatHandler(BaseHTTPRequestHandler):
             scripted = server.script.pop(0) if server.script else None
             server.in_flight += 1
             server.most_in_flight = max(server.most_in_flight, server.in_flight)
-        try:
-            if scripted:
-                self.reply(*scripted)
-                return
-            text = body["messages"][0]["content"][-1]["text"]
-            time.sleep(server.delays.get(text, 0.0))
-            answer = {
-                "id": "chatcmpl-test",
-                "object": "chat.completion",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": f"echo: {text}"}}],
-            }
-            if server.usage:
-                answer["usage"] = {"prompt_tokens": 10 + len(text), "completion_tokens": 3, "total_tokens": 0}
-            self.reply(200, {}, answer)
-        finally:
-            with server.lock:
-                server.in_flight -= 1
+        if scripted:
+            self.finish_and_reply(*scripted)
+            return
+        text = body["messages"][0]["content"][-1]["text"]
+        time.sleep(server.delays.get(text, 0.0))
+        answer = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": f"echo: {text}"}}],
+        }
+        if server.usage:
+            answer["usage"] = {"prompt_tokens": 10 + len(text), "completion_tokens": 3, "total_tokens": 0}
+        self.finish_and_reply(200, {}, answer)
+
+    def finish_and_reply(self, status, headers, body):
+        # No longer in flight once the answer is ready: a client that gets it may send its next request at once,
+        # before this thread would get round to counting it out after writing.
+        with self.server.lock:
+            self.server.in_flight -= 1
+        self.reply(status, headers, body)
 
     def reply(self, status, headers, body):
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()

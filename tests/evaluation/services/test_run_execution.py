@@ -3,6 +3,7 @@ a thread): pair, multi and open-ended queries answered, parsed, scored, and the 
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -30,7 +31,7 @@ class ServedModel(BaseHTTPRequestHandler):
         elif "How many" in text:
             reply = "Two of them match. <answer>2</answer>"
         elif text.startswith("Do these two images"):
-            reply = "They look alike. <answer>yes</answer>"
+            reply = "They look alike.\x00 <answer>yes</answer>"  # NUL, as a broken model may emit
         else:
             reply = "This is a mug with a blue glaze."
         payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
@@ -83,6 +84,8 @@ def test_a_served_model_answers_every_query_type_and_a_judge_scores_the_open_ans
     assert row.multi == 25.0  # "2" is right for the 2 of 8 queries whose answer is 2
     assert row.total == pytest.approx(100 * 6 / 16)
     assert (row.open_count, row.recognition, row.content, row.recognition_accuracy) == (3, 2.0, 1.0, 100.0)
+    pair = EvaluationResponse.objects.filter(run=run, query__question_type="pair").first()
+    assert pair.text == "They look alike.\ufffd <answer>yes</answer>"  # storable in PostgreSQL too
     opened = EvaluationResponse.objects.filter(run=run, query__question_type="open")
     assert all(response.judge_text == "The right object." for response in opened)
     images_sent = sorted(images for model, images in served_model.calls if model == "served-vlm")
@@ -107,3 +110,37 @@ def test_the_run_checks_say_what_is_missing(tmp_path):
         evaluation_run_create(name="x", benchmarks=[], backend="vllm", model="m")
     with pytest.raises(EvaluationRunError, match="unknown option"):
         evaluation_run_create(name="x", benchmarks=[benchmark], model="m", options={"max_tokens": 5})
+
+
+def test_the_job_keeps_its_heartbeat_while_a_slow_model_loads(tmp_path, monkeypatch):
+    """A model that takes long to load must not make the job look abandoned by its worker."""
+    from evaluation.runners.base import GenerationResult
+    from evaluation.services import run_execution
+
+    benchmark = _folder_benchmark(tmp_path, pair_count=2, multi_count=0)
+    run = evaluation_run_create(name="slow", benchmarks=[benchmark], backend="vllm", model="big-model")
+    beats = []
+
+    class Answering:
+        def generate(self, requests):
+            return [GenerationResult(key=request.key, text="<answer>no</answer>") for request in requests]
+
+        def close(self):
+            pass
+
+    def loading(settings):
+        started = Job.objects.get(kind="evaluation_run").heartbeat_at
+        for _ in range(40):
+            time.sleep(0.05)
+            beats.append(Job.objects.get(kind="evaluation_run").heartbeat_at)
+        assert max(beats) > started
+        return Answering()
+
+    monkeypatch.setattr(run_execution, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(run_execution, "runner_open", loading)
+
+    job = evaluation_run_launch(run=run)
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert len(set(beats)) > 3  # the heartbeat moved on while the model loaded
