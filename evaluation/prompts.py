@@ -89,3 +89,16 @@ def multi_question(domain: str, candidates: int = 3) -> str:
         f"Compare {wording.compare}, and explain your reasoning. "
         f"Then give your final answer, a number from 0 to {candidates}, inside <answer></answer> tags."
     )
+
+
+# The reference evaluation (the authors' lmms-eval task) appends this instruction to every published FGVQA
+# question; imported benchmarks keep it, so their scores compare with the published ones.
+PUBLISHED_INSTRUCTION = "You MUST include an explanation AND use the answer tags <answer></answer>."
+
+
+def published_question(question: str) -> str:
+    """A published FGVQA question as the reference evaluation asks it."""
+    question = question.strip()
+    if question.endswith(PUBLISHED_INSTRUCTION):
+        return question
+    return f"{question} {PUBLISHED_INSTRUCTION}"

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from evaluation.models import Benchmark, BenchmarkImage, BenchmarkQuery, EvaluationResponse
-from evaluation.prompts import multi_question, pair_question
+from evaluation.prompts import multi_question, pair_question, published_question
 from evaluation.query_building import BuiltQuery, pool_sample, queries_build
 from evaluation.recognition import open_question
 from evaluation.services.benchmark_parameters import NO_EMBEDDER, BenchmarkParameters
@@ -452,7 +452,7 @@ def _build_published(benchmark: Benchmark, parameters: BenchmarkParameters, job:
                 benchmark=benchmark,
                 number=number,
                 question_type=row.question_type,
-                question=storable_text(row.question),
+                question=storable_text(published_question(row.question)),
                 answer=storable_text(row.answer),
                 image_ids=image_ids,
                 extra=storable_json({**row.extra, "row": row.row}),

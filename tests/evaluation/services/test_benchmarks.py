@@ -24,10 +24,12 @@ def test_the_published_fgvqa_becomes_one_benchmark_per_dataset_source_with_its_o
     cub = by_name["fgvqa-cub"]
     assert (cub.display_name, cub.domain, cub.status) == ("Cub", "bird", "ready")
     queries = list(cub.queries.order_by("number"))
+    # As the reference evaluation asks them: the published question, then its instruction.
+    instruction = "You MUST include an explanation AND use the answer tags <answer></answer>."
     assert [(q.question_type, q.question, q.answer) for q in queries] == [
-        ("pair", "Same bird?", "yes"),
-        ("pair", "Same bird?", "no"),
-        ("multi", "How many?", "2"),
+        ("pair", f"Same bird? {instruction}", "yes"),
+        ("pair", f"Same bird? {instruction}", "no"),
+        ("multi", f"How many? {instruction}", "2"),
     ]
     assert [len(q.image_ids) for q in queries] == [2, 2, 4]
     assert queries[0].extra["instance_ids"] == [1, 1]
@@ -110,3 +112,31 @@ def test_a_benchmark_that_runs_answered_is_never_rebuilt(tmp_path):
     Benchmark.objects.filter(pk=benchmark.pk).update(status=Benchmark.Status.FAILED)
     with pytest.raises(BenchmarkError, match="stay as they are"):
         benchmark_build_launch(benchmark=benchmark)
+
+
+def test_a_researcher_builds_a_benchmark_from_the_admin(admin_client, tmp_path):
+    for label in ("mug", "vase"):
+        for index in range(3):
+            path = tmp_path / "objects" / label / f"{index}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(image_bytes(seed=index + (10 if label == "vase" else 0), format="PNG"))
+    response = admin_client.post(
+        "/admin/evaluation/benchmark/add/",
+        {
+            "name": "lab-objects",
+            "display_name": "Lab objects",
+            "source": "image_folder",
+            "domain": "object",
+            "snapshot": "",
+            "source_path": str(tmp_path / "objects"),
+            "parameters": '{"pair_count": 4, "multi_count": 4, "embedder": "descriptor"}',
+            "_build": "1",
+        },
+    )  # eager: the build runs before the redirect
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    benchmark = Benchmark.objects.get(name="lab-objects")
+    assert benchmark.status == Benchmark.Status.READY, benchmark.job.error
+    assert benchmark.pair_count == 4
+    assert benchmark.parameters["seed"] == 0  # the defaults filled in
+    assert "only" in benchmark.notes  # two labels can't give 4 multi queries of every answer: said so
