@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -217,3 +218,23 @@ def catalog(transactional_db, demo_files: DemoCatalog) -> Catalog:
     made = Catalog()
     assert len(made.instances) >= 8, "the demo catalog should have enough distinct objects to pair up"
     return made
+
+
+@pytest.fixture
+def gpu_worker(monkeypatch, settings):
+    """A worker for the gpu queue: ``gpu_worker(task)`` makes each message of the task run in a thread, as a
+    worker process would run it, so a launch request returns at once and the page watches the run happen."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    threads: list[threading.Thread] = []
+
+    def serve(task) -> None:
+        def deliver(args, queue):
+            thread = threading.Thread(target=task.apply, kwargs={"args": args})
+            threads.append(thread)
+            thread.start()
+
+        monkeypatch.setattr(task, "apply_async", deliver)
+
+    yield serve
+    for thread in threads:
+        thread.join(timeout=300)

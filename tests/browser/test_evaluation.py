@@ -3,7 +3,6 @@ report without reloading (the table, the plot), then browses the wrong answers w
 the run with another (the transformers backend really generates, on the CPU)."""
 
 import re
-import threading
 
 import pytest
 from django.core.management import call_command
@@ -21,28 +20,12 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def gpu_worker(monkeypatch, settings):
-    """A worker for the gpu queue: each message runs in a thread, so the launch request returns at once and the
-    page watches the run happen."""
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    threads: list[threading.Thread] = []
-
-    def deliver(args, queue):
-        thread = threading.Thread(target=tasks.evaluation_run_task.apply, kwargs={"args": args})
-        threads.append(thread)
-        thread.start()
-
-    monkeypatch.setattr(tasks.evaluation_run_task, "apply_async", deliver)
-    yield threads
-    for thread in threads:
-        thread.join(timeout=300)
-
-
 def test_a_researcher_launches_an_evaluation_and_reads_its_report(
     new_page, eval_snapshot, gpu_worker, tmp_path, screenshots
 ):
     from playwright.sync_api import expect
+
+    gpu_worker(tasks.evaluation_run_task)
 
     call_command(
         "create_demo_evaluation",

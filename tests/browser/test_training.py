@@ -2,7 +2,6 @@
 to the end, without reloading: status, plots, log and checkpoint (the TRL backend really trains, on the CPU)."""
 
 import re
-import threading
 
 import pytest
 from django.core.management import call_command
@@ -19,28 +18,12 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def gpu_worker(monkeypatch, settings):
-    """A worker for the gpu queue: each message runs in a thread, as a worker process would run it, so the
-    launch request returns at once and the page watches the run happen."""
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    threads: list[threading.Thread] = []
-
-    def deliver(args, queue):
-        thread = threading.Thread(target=tasks.training_run_task.apply, kwargs={"args": args})
-        threads.append(thread)
-        thread.start()
-
-    monkeypatch.setattr(tasks.training_run_task, "apply_async", deliver)
-    yield threads
-    for thread in threads:
-        thread.join(timeout=300)
-
-
 def test_a_researcher_launches_a_run_and_watches_it_finish(
     new_page, frozen_snapshot, gpu_worker, tmp_path, screenshots
 ):
     from playwright.sync_api import expect
+
+    gpu_worker(tasks.training_run_task)
 
     call_command(
         "create_demo_training_run", frozen_snapshot.name, "--model-dir", str(tmp_path / "tiny-model")
