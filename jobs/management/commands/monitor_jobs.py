@@ -1,0 +1,33 @@
+"""manage.py monitor_jobs [--interval 60] [--once]
+
+Sends again, every interval, the jobs whose worker died (see ``jobs.monitor``). One monitor is enough for a
+deployment; two are harmless (the requeue is a conditional update)."""
+
+import time
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import DatabaseError, close_old_connections
+
+from jobs.monitor import jobs_resend_stale
+
+
+class Command(BaseCommand):
+    help = "Watches for jobs whose worker died and sends them again."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--interval", type=float, default=60.0, help="Seconds between sweeps.")
+        parser.add_argument("--once", action="store_true", help="One sweep, then exit.")
+
+    def handle(self, *args, **options) -> None:
+        while True:
+            close_old_connections()  # a database restart between sweeps leaves no broken connection behind
+            try:
+                resent = jobs_resend_stale()
+            except DatabaseError as exc:  # the database is down: try again at the next sweep
+                self.stderr.write(f"Could not look for stale jobs: {exc}")
+                resent = []
+            if resent:
+                self.stdout.write(f"Sent again: jobs {', '.join(map(str, resent))}")
+            if options["once"]:
+                return
+            time.sleep(options["interval"])
