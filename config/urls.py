@@ -2,16 +2,20 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from annotation.views import media_file
+from config.login import ThrottledLoginView
 
 admin.site.site_header = "TWIN data engine"
 admin.site.site_title = "TWIN admin"
 admin.site.index_title = "Catalog, mining, training and evaluation"
 
 urlpatterns = [
+    # The admin's own sign-in would bypass the limit on failed attempts: it goes to the site's.
+    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include("config.api_urls")),
     path("jobs/", include("jobs.urls")),

@@ -48,6 +48,14 @@ def researcher(db):
     return ResearcherFactory(username="researcher")
 
 
+@pytest.fixture(autouse=True)
+def cache_cleared():
+    """Rate-limit counters (sign-in failures, API requests) don't leak from one test into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def admin_client(client, researcher):
     """A researcher signed in, with the admin's staff flag."""

@@ -220,6 +220,27 @@ else:
         DATA_DIR, polling_interval=0.5
     )
 
+# The cache holds the rate limits' counters (login attempts, API requests), so every web process must share it:
+# Redis in production, files under DATA_DIR otherwise. The rate limits let requests through when the cache is
+# down (config/throttling.py), so Redis going away never takes the site with it.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "twin",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+            "KEY_PREFIX": "twin",
+        }
+    }
+
 # Without a worker at all (CELERY_TASK_ALWAYS_EAGER=1) tasks run inside the caller; jobs are recorded the same.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -320,6 +341,10 @@ EVALUATION_SOURCE_ROOTS = [
 
 # --- REST framework ------------------------------------------------------------------------------------
 
+# API rate limits, per client: anonymous callers by address, signed-in ones (tokens, sessions) by user. An engineer
+# paging through a snapshot at 100 pairs a page stays well under the user rate; a script gone wild does not.
+API_RATE_ANONYMOUS = env.str("TWIN_API_RATE_ANONYMOUS", default="60/minute")
+API_RATE_USER = env.str("TWIN_API_RATE_USER", default="1200/minute")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -327,7 +352,17 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "config.throttling.AnonymousRateThrottle",
+        "config.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"anon": API_RATE_ANONYMOUS, "user": API_RATE_USER},
 }
+
+# Sign-in attempts: after LOGIN_MAX_FAILURES failed attempts for one user name from one address, or 5 times as
+# many from one address, within LOGIN_WINDOW_SECONDS, the sign-in page refuses (429) until the window passes.
+LOGIN_MAX_FAILURES = env.int("TWIN_LOGIN_MAX_FAILURES", default=10)
+LOGIN_WINDOW_SECONDS = env.int("TWIN_LOGIN_WINDOW_SECONDS", default=900)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "TWIN data engine API",

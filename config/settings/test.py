@@ -34,3 +34,7 @@ if not env.str("REDIS_URL", default=""):
     CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_RESULT_BACKEND = embedded_celery_broker(
         DATA_DIR, polling_interval=0.1
     )
+# Each test process has its own cache (the rate limits' counters), cleared per test by a fixture; the API's
+# rate limits are out of reach of the functional tests and tested on their own (tests/config/test_rate_limits.py).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "twin-tests"}}
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"anon": "100000/minute", "user": "100000/minute"}  # noqa: F405
