@@ -45,6 +45,9 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker.")
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its task was last sent to the workers (empty: not yet)."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

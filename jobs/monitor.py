@@ -1,79 +1,78 @@
-"""The job monitor: sends again the jobs whose worker died.
+"""The job monitor: sends the jobs whose message was lost, and again the jobs whose worker died.
 
 A job's task is sent with ``acks_late``, so the broker gives a message back when its worker's connection drops;
-but a worker killed outright leaves its message unacknowledged until the broker's visibility timeout (an hour
-with Redis), and a lost broker loses it. The monitor (``manage.py monitor_jobs``, a service of its own in
-docker-compose) looks every minute for running jobs that sent no heartbeat for ``TWIN_JOB_STALE_AFTER_SECONDS``,
-puts them back in the queue and sends their task again. A worker that takes the message claims the job
-(``job_claim_for_worker``) and resumes it, which every stage supports: imports and exports are idempotent,
-training runs resume from their checkpoint, evaluation runs ask only what they have not answered. The old
-worker, if it was only slow, finds the job no longer running at its next progress report and stops.
+but a worker killed outright leaves its message unacknowledged until the broker's visibility timeout, a broker
+that was down when a job was created never got its message, and one restarted without persistence lost it. The
+monitor (``manage.py monitor_jobs``, a service of its own in docker-compose) sweeps every minute:
 
-Chunked mining jobs are not handled here: their own watchdog resends lost chunks (``mining.services.runs``).
+- queued jobs never sent (``sent_at`` empty: the broker was unreachable) are sent;
+- queued jobs sent more than ``TWIN_JOB_RESEND_QUEUED_SECONDS`` ago and still not started are sent again (a lost
+  message; a duplicate is harmless, as the first worker to claim the job runs it and the others find it taken);
+- running jobs with no heartbeat for ``TWIN_JOB_STALE_AFTER_SECONDS`` are put back in the queue and sent again.
+
+A worker that takes the message claims the job (``job_claim_for_worker``) and resumes it, which every stage
+supports: imports and exports are idempotent, training runs resume from their checkpoint, evaluation runs ask
+only what they have not answered. The old worker, if it was only slow, finds the job no longer running at its
+next progress report and stops. Chunked mining jobs are not handled here: their own watchdog resends lost
+chunks (``mining.services.runs``).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
+from jobs.dispatch import JOB_TASKS, job_send
 from jobs.models import Job
 from jobs.services import job_log
 
 logger = logging.getLogger(__name__)
+# A job just created is sent by the request that created it, once its transaction commits: not the monitor's.
+UNSENT_GRACE = timedelta(seconds=30)
 
 
-@dataclass(frozen=True)
-class ResumableKind:
-    task: str  # the Celery task's dotted path; it takes the job's id
-    queue_setting: str  # the setting naming its queue
+@dataclass
+class Sweep:
+    sent: list[int] = field(default_factory=list)  # queued jobs sent (first time, or again)
+    restarted: list[int] = field(
+        default_factory=list
+    )  # running jobs whose worker died, queued and sent again
+    failed: list[int] = field(default_factory=list)  # still unsent: the broker is unreachable
 
 
-RESUMABLE_KINDS = {
-    "catalog_import": ResumableKind("annotation.tasks.catalog_import_task", "MINING_CPU_QUEUE"),
-    "snapshot_freeze": ResumableKind("annotation.tasks.snapshot_freeze_task", "MINING_CPU_QUEUE"),
-    "dataset_export": ResumableKind("training.tasks.dataset_export_task", "MINING_CPU_QUEUE"),
-    "training_run": ResumableKind("training.tasks.training_run_task", "TRAINING_GPU_QUEUE"),
-    "benchmark_build": ResumableKind("evaluation.tasks.benchmark_build_task", "EVALUATION_BUILD_QUEUE"),
-    "evaluation_run": ResumableKind("evaluation.tasks.evaluation_run_task", "EVALUATION_QUEUE"),
-}
-
-
-def jobs_resend_stale(*, stale_after: timedelta | None = None) -> list[int]:
-    """Puts back in the queue, and sends again, the running jobs of resumable kinds whose heartbeat is older
-    than ``stale_after``; returns their ids."""
+def jobs_sweep(
+    *, stale_after: timedelta | None = None, resend_queued_after: timedelta | None = None
+) -> Sweep:
+    now = timezone.now()
     stale_after = stale_after or timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
-    cutoff = timezone.now() - stale_after
-    stale = Job.objects.filter(
-        status=Job.Status.RUNNING, kind__in=list(RESUMABLE_KINDS), heartbeat_at__lt=cutoff
-    ).values_list("pk", "kind")
-    resent = []
-    for job_id, kind in stale:
-        with transaction.atomic():
-            # Conditional: a worker that reported progress meanwhile keeps its job.
-            requeued = Job.objects.filter(
-                pk=job_id, status=Job.Status.RUNNING, heartbeat_at__lt=cutoff
-            ).update(
-                status=Job.Status.QUEUED,
-                message="Sent again by the job monitor: its worker stopped sending progress.",
-            )
-            if not requeued:
-                continue
-            job = Job.objects.get(pk=job_id)
+    resend_queued_after = resend_queued_after or timedelta(seconds=settings.JOB_RESEND_QUEUED_SECONDS)
+    sweep = Sweep()
+    kinds = list(JOB_TASKS)
+
+    cutoff = now - stale_after
+    for job in Job.objects.filter(status=Job.Status.RUNNING, kind__in=kinds, heartbeat_at__lt=cutoff):
+        # Conditional: a worker that reported progress meanwhile keeps its job.
+        requeued = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=cutoff).update(
+            status=Job.Status.QUEUED,
+            message="Sent again by the job monitor: its worker stopped sending progress.",
+        )
+        if requeued:
             job_log(
                 job=job, message="The job monitor sent it again: its worker sent no progress for a while."
             )
-            kind_info = RESUMABLE_KINDS[kind]
-            task, queue = import_string(kind_info.task), getattr(settings, kind_info.queue_setting)
-            transaction.on_commit(
-                lambda task=task, job_id=job_id, queue=queue: task.apply_async(args=[job_id], queue=queue)
+            logger.warning(
+                "job %s (%s) had no heartbeat since before %s: sent again", job.pk, job.kind, cutoff
             )
-        logger.warning("job %s (%s) had no heartbeat since before %s: sent again", job_id, kind, cutoff)
-        resent.append(job_id)
-    return resent
+            (sweep.restarted if job_send(job) else sweep.failed).append(job.pk)
+
+    waiting = Job.objects.filter(status=Job.Status.QUEUED, kind__in=kinds).filter(
+        Q(sent_at__isnull=True, created_at__lt=now - UNSENT_GRACE) | Q(sent_at__lt=now - resend_queued_after)
+    )
+    for job in waiting.exclude(pk__in=sweep.restarted + sweep.failed):
+        (sweep.sent if job_send(job) else sweep.failed).append(job.pk)
+    return sweep

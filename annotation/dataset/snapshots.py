@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
@@ -22,6 +21,7 @@ from annotation.dataset.pairs import Pair, PairRules, pair_catalog_read, pairs_i
 from annotation.dataset.statistics import SnapshotStatistics, statistics_warnings
 from annotation.iterables import batched
 from annotation.models import Category, DatasetSnapshot, Image, Instance, SnapshotPair
+from jobs.dispatch import job_send_on_commit
 from jobs.models import Job, JobLogEntry
 from jobs.services import job_advance, job_create, job_finish, job_log, job_running
 
@@ -101,19 +101,11 @@ def snapshot_create(
                 job.parameters["snapshot"] = snapshot.pk
                 job.save(update_fields=["parameters"])
                 if enqueue:
-                    _freeze_enqueue(job)
+                    job_send_on_commit(job)
                 return snapshot
         except IntegrityError:
             continue
     raise SnapshotError(f"Could not pick a version for {name!r}: too many snapshots frozen at once.")
-
-
-def _freeze_enqueue(job: Job) -> None:
-    from annotation.tasks import snapshot_freeze_task
-
-    transaction.on_commit(
-        lambda: snapshot_freeze_task.apply_async(args=[job.pk], queue=settings.MINING_CPU_QUEUE)
-    )
 
 
 def snapshot_freeze_execute(*, job: Job) -> DatasetSnapshot:

@@ -5,11 +5,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 
 from annotation.importing.archive import ArchiveRejected, remove_tree, zip_extract_safely
 from annotation.importing.report import ImportReport
 from annotation.services.catalog_import import CatalogImportError, catalog_import
+from jobs.dispatch import job_send_on_commit
 from jobs.models import Job
 from jobs.services import job_advance, job_create, job_finish, job_running
 
@@ -33,9 +33,7 @@ def catalog_import_job_create(
 
 def catalog_import_job_enqueue(*, job: Job) -> None:
     """Sends the job to a worker once the transaction that created it has committed."""
-    from annotation.tasks import catalog_import_task
-
-    transaction.on_commit(lambda: catalog_import_task.delay(job.pk))
+    job_send_on_commit(job)
 
 
 def catalog_import_job_run(

@@ -258,6 +258,9 @@ CELERY_TIMEZONE = TIME_ZONE
 # A running job whose worker sent no progress for this long is taken to be dead; its redelivered task message
 # (acks_late) then runs it again. Every stage reports progress well within this.
 JOB_STALE_AFTER_SECONDS = env.int("TWIN_JOB_STALE_AFTER_SECONDS", default=600)
+# The job monitor sends a queued job again when it has waited this long since its last send without starting (a
+# lost message); a run waiting behind others on the GPU queue just gets a duplicate message, which is harmless.
+JOB_RESEND_QUEUED_SECONDS = env.int("TWIN_JOB_RESEND_QUEUED_SECONDS", default=3600)
 
 
 # --- Review queues -------------------------------------------------------------------------------------

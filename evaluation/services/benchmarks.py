@@ -31,6 +31,7 @@ from evaluation.recognition import open_question
 from evaluation.services.benchmark_parameters import NO_EMBEDDER, BenchmarkParameters
 from evaluation.sources.labelled import LabelledImage
 from evaluation.storable import storable_json, storable_text
+from jobs.dispatch import job_send_on_commit
 from jobs.models import Job
 from jobs.services import job_advance, job_create, job_finish, job_log, job_running
 
@@ -142,14 +143,8 @@ def benchmark_build_launch(
         Benchmark.objects.filter(pk=locked.pk).update(job=job, status=Benchmark.Status.BUILDING)
         benchmark.job, benchmark.status = job, Benchmark.Status.BUILDING
         if enqueue:
-            transaction.on_commit(lambda: _enqueue(job))
+            job_send_on_commit(job)
     return job
-
-
-def _enqueue(job: Job) -> None:
-    from evaluation.tasks import benchmark_build_task
-
-    benchmark_build_task.apply_async(args=[job.pk], queue=settings.EVALUATION_BUILD_QUEUE)
 
 
 # --- the build, on a worker -------------------------------------------------------------------------------

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
 from evaluation.models import Benchmark, EvaluationRun
 from evaluation.services.run_options import EvaluationOptions
+from jobs.dispatch import job_send_on_commit
 from jobs.models import Job
 from jobs.services import JobStateError, job_cancel, job_create
 from training.models import TrainingRun
@@ -126,14 +126,8 @@ def evaluation_run_launch(
         EvaluationRun.objects.filter(pk=run.pk).update(job=job, model_resolved=model)
         run.job, run.model_resolved = job, model
         if enqueue:
-            transaction.on_commit(lambda: _enqueue(job))
+            job_send_on_commit(job)
     return job
-
-
-def _enqueue(job: Job) -> None:
-    from evaluation.tasks import evaluation_run_task
-
-    evaluation_run_task.apply_async(args=[job.pk], queue=settings.EVALUATION_QUEUE)
 
 
 def evaluation_run_cancel(*, run: EvaluationRun) -> Job:

@@ -31,7 +31,7 @@ WAIT_SECONDS = 20
 
 
 @pytest.fixture
-def worker() -> Iterator[str]:
+def worker(settings) -> Iterator[str]:
     """A worker thread consuming a queue of its own on the configured broker; yields the queue's name.
 
     The queue is unique to the test, so a message left on a shared Redis by another run can't reach this
@@ -39,6 +39,7 @@ def worker() -> Iterator[str]:
     sent are removed afterwards.
     """
     queue = f"twin-test-{uuid.uuid4().hex[:12]}"
+    settings.MINING_CPU_QUEUE = queue  # where jobs.dispatch sends catalog imports
     conf = celery_app.conf
     overrides = {
         "task_always_eager": False,

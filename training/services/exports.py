@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -18,6 +17,7 @@ from django.utils import timezone
 
 from annotation.dataset.selectors import snapshot_pair_rows
 from annotation.models import DatasetSnapshot
+from jobs.dispatch import job_send_on_commit
 from jobs.models import Job
 from jobs.services import job_advance, job_create, job_finish, job_running
 from training.models import DatasetExport
@@ -76,16 +76,8 @@ def export_create(
         job.parameters["export"] = export.pk
         job.save(update_fields=["parameters"])
         if enqueue:
-            _export_enqueue(job)
+            job_send_on_commit(job)
     return export
-
-
-def _export_enqueue(job: Job) -> None:
-    from training.tasks import dataset_export_task
-
-    transaction.on_commit(
-        lambda: dataset_export_task.apply_async(args=[job.pk], queue=settings.MINING_CPU_QUEUE)
-    )
 
 
 def export_execute(*, job: Job) -> DatasetExport:

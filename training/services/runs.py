@@ -13,6 +13,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
 from annotation.models import DatasetSnapshot
+from jobs.dispatch import job_send_on_commit
 from jobs.models import Job
 from jobs.services import JobStateError, job_cancel, job_create
 from training.models import TrainingRun
@@ -118,14 +119,8 @@ def training_run_launch(*, run: TrainingRun, launched_by: AbstractBaseUser | Non
         )
         TrainingRun.objects.filter(pk=run.pk).update(job=job, launcher=settings.TRAINING_LAUNCHER)
         run.job, run.launcher = job, settings.TRAINING_LAUNCHER
-        transaction.on_commit(lambda: _enqueue(job))
+        job_send_on_commit(job)
     return job
-
-
-def _enqueue(job: Job) -> None:
-    from training.tasks import training_run_task
-
-    training_run_task.apply_async(args=[job.pk], queue=settings.TRAINING_GPU_QUEUE)
 
 
 def training_run_cancel(*, run: TrainingRun) -> Job:

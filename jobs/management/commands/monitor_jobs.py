@@ -1,14 +1,15 @@
 """manage.py monitor_jobs [--interval 60] [--once]
 
-Sends again, every interval, the jobs whose worker died (see ``jobs.monitor``). One monitor is enough for a
-deployment; two are harmless (the requeue is a conditional update)."""
+Every interval, sends the jobs whose message was lost and sends again those whose worker died (see
+``jobs.monitor``). One monitor is enough for a deployment; two are harmless (the requeue is a conditional
+update)."""
 
 import time
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, close_old_connections
 
-from jobs.monitor import jobs_resend_stale
+from jobs.monitor import Sweep, jobs_sweep
 
 
 class Command(BaseCommand):
@@ -22,12 +23,17 @@ class Command(BaseCommand):
         while True:
             close_old_connections()  # a database restart between sweeps leaves no broken connection behind
             try:
-                resent = jobs_resend_stale()
+                sweep = jobs_sweep()
             except DatabaseError as exc:  # the database is down: try again at the next sweep
-                self.stderr.write(f"Could not look for stale jobs: {exc}")
-                resent = []
-            if resent:
-                self.stdout.write(f"Sent again: jobs {', '.join(map(str, resent))}")
+                self.stderr.write(f"Could not look at the jobs: {exc}")
+                sweep = Sweep()
+            for label, ids in (
+                ("Sent", sweep.sent),
+                ("Restarted (their worker died)", sweep.restarted),
+                ("Not sent (the broker is unreachable)", sweep.failed),
+            ):
+                if ids:
+                    self.stdout.write(f"{label}: jobs {', '.join(map(str, ids))}")
             if options["once"]:
                 return
             time.sleep(options["interval"])

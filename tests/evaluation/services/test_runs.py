@@ -16,8 +16,12 @@ from training.services.runs import training_run_create
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_run_without_a_model_evaluates_its_training_runs_checkpoint(tmp_path, frozen_snapshot, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = False  # recorded, not run: the model is not real
+def test_a_run_without_a_model_evaluates_its_training_runs_checkpoint(tmp_path, frozen_snapshot, monkeypatch):
+    from evaluation import tasks
+
+    monkeypatch.setattr(
+        tasks.evaluation_run_task, "apply_async", lambda args, queue: None
+    )  # not run: no model
     benchmark = _folder_benchmark(tmp_path, pair_count=2, multi_count=0)
     training = training_run_create(name="t", snapshot=frozen_snapshot, backend=TrainingRun.Backend.TRL)
     run = evaluation_run_create(name="after", benchmarks=[benchmark], backend="vllm", training_run=training)
