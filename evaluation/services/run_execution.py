@@ -35,6 +35,10 @@ VLLM_BATCH = 256
 def run_queries(run: EvaluationRun, options: EvaluationOptions):
     """The queries the run asks: its benchmarks' queries of the chosen types, the first ``query_limit`` of each
     type per benchmark (in the benchmark's seeded order)."""
+    if not options.query_limit:  # every query: one filter, not lists of ids
+        return BenchmarkQuery.objects.filter(
+            benchmark__in=run.benchmarks.all(), question_type__in=options.question_types
+        ).order_by("benchmark_id", "number")
     selected = Q(pk__in=[])
     for benchmark in run.benchmarks.all():
         for question_type in options.question_types:

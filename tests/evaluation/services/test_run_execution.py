@@ -144,3 +144,28 @@ def test_the_job_keeps_its_heartbeat_while_a_slow_model_loads(tmp_path, monkeypa
     job.refresh_from_db()
     assert job.status == Job.Status.SUCCEEDED, job.error
     assert len(set(beats)) > 3  # the heartbeat moved on while the model loaded
+
+
+def test_a_query_limit_asks_the_first_queries_of_each_type(tmp_path, served_model):
+    benchmark = _folder_benchmark(tmp_path, pair_count=8, multi_count=8)
+    base = f"http://127.0.0.1:{served_model.server_address[1]}/v1"
+    run = evaluation_run_create(
+        name="small",
+        benchmarks=[benchmark],
+        backend="openai",
+        model="m",
+        options={"api_base": base, "query_limit": 3},
+    )
+
+    job = evaluation_run_launch(run=run)
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED and job.progress_total == 6
+    asked = EvaluationResponse.objects.filter(run=run).values_list("query__question_type", "query__number")
+    first = {
+        kind: sorted(benchmark.queries.filter(question_type=kind).values_list("number", flat=True))[:3]
+        for kind in ("pair", "multi")
+    }
+    assert sorted(asked) == sorted(
+        [("pair", n) for n in first["pair"]] + [("multi", n) for n in first["multi"]]
+    )
