@@ -277,21 +277,50 @@ def open_tasks() -> tuple[int, int]:
     return counts.get(False, 0), counts.get(True, 0)
 
 
-def annotators_ensure(count: int) -> list[str]:
-    """Real annotator accounts (in the annotator group), one per process."""
+def bench_database_ready(database_url: str, *, tasks: int, gold: int, rebuild: bool) -> None:
+    """Every task of the bench queue open and free: a database of the right size is reopened, any other
+    (another size, a fill that was interrupted) is dropped and filled again. Django is set up on it."""
+    from django.core.management import call_command
+    from django.db import connections
+
+    started = time.perf_counter()
+    reset = tasks_reopen()
+    regular, gold_open = open_tasks()
+    if (regular, gold_open) != (tasks - gold, gold):
+        if not rebuild:
+            print(f"bench database has {regular + gold_open:,} open tasks, not {tasks:,}: filling it again")
+            connections.close_all()
+            database_prepare(database_url, fresh=True)
+            call_command("migrate", verbosity=0)
+        tasks_fill(tasks=tasks, gold=gold)
+        database_analyze()
+        print(f"filled {tasks:,} open tasks in {time.perf_counter() - started:.1f} s (with ANALYZE)")
+    else:
+        print(f"reused the bench database: reopened {reset:,} tasks in {time.perf_counter() - started:.1f} s")
+
+
+ANNOTATOR_PREFIX = "bench-annotator-"
+
+
+def annotators_ensure(count: int, *, password: str | None = None) -> list[str]:
+    """Real annotator accounts (in the annotator group), one per process; with ``password``, all of them sign
+    in with it (one hash for them all: hashing is what takes the time)."""
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
     from django.contrib.auth.models import Group
 
     from annotation.roles import ANNOTATOR
 
     group = Group.objects.get(name=ANNOTATOR)
-    names = [f"bench-annotator-{i:02d}" for i in range(1, count + 1)]
+    names = [f"{ANNOTATOR_PREFIX}{i:02d}" for i in range(1, count + 1)]
     for name in names:
         user, created = get_user_model().objects.get_or_create(username=name)
         if created:
             user.set_unusable_password()
             user.save(update_fields=["password"])
             user.groups.add(group)
+    if password:
+        get_user_model().objects.filter(username__in=names).update(password=make_password(password))
     return names
 
 
@@ -848,25 +877,7 @@ def main() -> None:
         vendor = connection.vendor
         machine_print()
 
-        started = time.perf_counter()
-        reset = tasks_reopen()
-        regular, gold = open_tasks()
-        if (regular, gold) != (args.tasks - args.gold, args.gold):
-            if not args.rebuild:
-                # Whatever is there (another size, a fill that was interrupted) goes: start from a new database.
-                print(
-                    f"bench database has {regular + gold:,} open tasks, not {args.tasks:,}: filling it again"
-                )
-                connections.close_all()
-                database_prepare(args.database, fresh=True)
-                call_command("migrate", verbosity=0)
-            tasks_fill(tasks=args.tasks, gold=args.gold)
-            database_analyze()
-            print(f"filled {args.tasks:,} open tasks in {time.perf_counter() - started:.1f} s (with ANALYZE)")
-        else:
-            print(
-                f"reused the bench database: reopened {reset:,} tasks in {time.perf_counter() - started:.1f} s"
-            )
+        bench_database_ready(args.database, tasks=args.tasks, gold=args.gold, rebuild=args.rebuild)
         usernames = annotators_ensure(args.annotators)
         from annotation.review.leases import review_queue_get
 

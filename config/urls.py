@@ -7,6 +7,9 @@ from django.views.generic import RedirectView
 from annotation.views import media_file
 from config.login import ThrottledLoginView
 
+# A database that went away answers 503 with a retry hint, not a bare 500 (config/database_errors.py).
+handler500 = "config.database_errors.server_error"
+
 admin.site.site_header = "TWIN data engine"
 admin.site.site_title = "TWIN admin"
 admin.site.index_title = "Catalog, mining, training and evaluation"

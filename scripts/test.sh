@@ -6,15 +6,19 @@ cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 source scripts/venv.sh requirements-dev.txt
 
-# The browser tests drive Debian's Chromium through Playwright (Playwright's own browser download needs a
-# network these machines don't have).
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages some tests use: Chromium for the browser tests (Playwright's own browser download needs a
+# network these machines don't have), docker-compose 1.29 to validate the compose file (no Docker engine).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium chromium-driver)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== Installing Debian's chromium for the browser tests"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
-      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }
+    echo "== Installing Debian's ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; } \
+      || echo "!! could not install ${missing[*]}: the tests that need them will be skipped" >&2
   else
-    echo "!! chromium is not installed and can't be installed here: the browser tests will be skipped" >&2
+    echo "!! ${missing[*]} not installed and can't be installed here: the tests that need them will be skipped" >&2
   fi
 fi
 

@@ -27,7 +27,7 @@ def zip_extract_safely(*, archive: Path, destination: Path, max_total_bytes: int
             raise ArchiveRejected(
                 f"the zip would unpack to {total / 1e9:.1f} GB, over the limit of {max_total_bytes / 1e9:.1f} GB"
             )
-        planned: list[tuple[zipfile.ZipInfo, Path]] = []
+        planned: dict[tuple[str, ...], zipfile.ZipInfo] = {}
         for member in members:
             if member.is_dir() or _is_link(member):
                 continue
@@ -37,16 +37,26 @@ def zip_extract_safely(*, archive: Path, destination: Path, max_total_bytes: int
                 raise ArchiveRejected(
                     f"the zip entry {member.filename!r} would be written outside its folder"
                 )
-            target = destination.joinpath(*pure.parts)
-            planned.append((member, target))
+            if not pure.parts:
+                raise ArchiveRejected(f"the zip entry {member.filename!r} names no file")
+            planned[pure.parts] = member  # a repeated name: the last copy wins, as unzip would leave it
+        folders = {parts[:depth] for parts in planned for depth in range(1, len(parts))}
+        for parts in planned.keys() & folders:
+            raise ArchiveRejected(f"the zip holds {'/'.join(parts)!r} both as a file and as a folder")
 
         destination.mkdir(parents=True, exist_ok=True)
         written = 0
-        for member, target in planned:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # Counts the bytes really written: a lying header can't make us write more than the limit.
-            with bundle.open(member) as source, target.open("wb") as sink:
-                written += _copy_limited(source, sink, max_total_bytes - written)
+        for parts, member in planned.items():
+            target = destination.joinpath(*parts)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                # Counts the bytes really written: a lying header can't make us write more than the limit.
+                with bundle.open(member) as source, target.open("wb") as sink:
+                    written += _copy_limited(source, sink, max_total_bytes - written)
+            except OSError as exc:
+                raise ArchiveRejected(
+                    f"the zip entry {member.filename!r} can't be written ({exc.strerror or exc})"
+                ) from None
         return len(planned)
 
 

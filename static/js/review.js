@@ -95,7 +95,11 @@
       }
       if (!response || response.status >= 500 || response.status === 429 || (!data && response.ok)) {
         const signedOut = response && response.redirected && response.url.includes("/login");
-        failLater(signedOut ? "You were signed out: sign in again in another tab." : "The server can't be reached.");
+        // A server that is up but can't reach its database says so (code "database_unavailable").
+        const reason = signedOut
+          ? "You were signed out: sign in again in another tab."
+          : (data && data.message) || "The server can't be reached.";
+        failLater(reason);
         return;
       }
       if (response.status === 403) {

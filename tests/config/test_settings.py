@@ -386,3 +386,25 @@ def test_an_unknown_media_storage_refuses_to_start(tmp_path: Path):
 
     message = start_up_error(completed)
     assert "TWIN_MEDIA_STORAGE" in message and "'ftp'" in message
+
+
+def test_production_responses_carry_the_security_headers(tmp_path: Path):
+    """A real response of the production settings (an anonymous API call: no database needed)."""
+    headers = run_script(
+        "from django.test import Client\n"
+        "client = Client()\n"
+        "plain = client.get('/api/v1/snapshots/', HTTP_HOST='twin.example.org')\n"
+        "secure = client.get('/api/v1/snapshots/', HTTP_HOST='twin.example.org', HTTP_X_FORWARDED_PROTO='https')\n"
+        "print(json.dumps({'plain': [plain.status_code, plain.get('Location')], 'secure': dict(secure.items()),\n"
+        "    'status': secure.status_code}))",
+        production_env(tmp_path),
+    )
+    assert headers["plain"] == [301, "https://twin.example.org/api/v1/snapshots/"]  # HTTP goes to HTTPS
+    secure = headers["secure"]
+    assert headers["status"] == 401
+    assert secure["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+    assert secure["X-Content-Type-Options"] == "nosniff"
+    assert secure["X-Frame-Options"] == "DENY"
+    assert secure["Referrer-Policy"] == "same-origin"
+    assert secure["Cross-Origin-Opener-Policy"] == "same-origin"
+    # The cookies' Secure flags are what check --deploy checks (the test above).
