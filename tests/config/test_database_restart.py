@@ -1,7 +1,7 @@
 """A database restart under a running web server: clean errors while it is gone, no half-written decision, and
 the annotator's answer recorded exactly once when the page sends it again.
 
-A real gunicorn serves the site from the test database through a TCP proxy (``tests/database_proxy.py``);
+A real gunicorn serves the site from the test database through a TCP proxy (``tests/tcp_proxy.py``);
 cutting the proxy and terminating the backends behind it is what a PostgreSQL restart does to its clients.
 The decision is caught in the middle of its transaction: the test holds a lock on the image row that the
 "keep" outcome updates, so the request has inserted its decision row, not committed it, when the database
@@ -26,8 +26,8 @@ from django.db import connection
 from annotation.models import Image, ReviewDecision, ReviewQueue, ReviewStatus, ReviewTask
 from annotation.review.task_creation import image_verification_tasks_create
 from tests.annotation.review.test_views import _held_cards
-from tests.database_proxy import DatabaseProxy
 from tests.factories import AnnotatorFactory, ImageFactory
+from tests.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 IS_POSTGRES = django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
@@ -120,7 +120,7 @@ def test_a_database_restart_mid_decision_leaves_nothing_half_written(settings, t
     annotator.save()
 
     database = connection.settings_dict
-    proxy = DatabaseProxy((database["HOST"] or "127.0.0.1", int(database["PORT"] or 5432))).start()
+    proxy = TcpProxy((database["HOST"] or "127.0.0.1", int(database["PORT"] or 5432))).start()
     log = tmp_path / "gunicorn.log"
     server, base = _server_start(proxy.port, log)
     direct = psycopg.connect(

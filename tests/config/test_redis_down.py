@@ -1,9 +1,21 @@
 """With Redis down (the cache at a port nobody listens on, the broker refusing messages), the site stays up: an
 annotator signs in and works a review queue, the API answers, and a researcher's freeze is recorded as a queued
-job that the job monitor sends once the broker is back."""
+job; with a real Redis taken away and brought back, the job monitor sends that job and a worker runs it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings as django_settings
 from django.urls import reverse
+from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from annotation import tasks as annotation_tasks
@@ -12,10 +24,13 @@ from annotation.review.task_creation import image_verification_tasks_create
 from jobs.models import Job
 from tests.annotation.review.test_views import _held_cards
 from tests.factories import AnnotatorFactory, ApiUserFactory, ImageFactory
+from tests.mining.test_worker_kill import _database_url, _wait_for
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -78,3 +93,82 @@ def test_the_api_answers_and_new_work_waits_for_the_broker(
     job = Job.objects.get(kind="snapshot_freeze")
     assert job.status == Job.Status.QUEUED and job.sent_at is None
     assert job.log_entries.filter(message__contains="broker is unreachable").exists()
+
+
+LAUNCH_A_FREEZE = """
+import django
+django.setup()
+from annotation.dataset.snapshots import SnapshotParameters, snapshot_create
+snapshot = snapshot_create(name="while-redis-is-down", parameters=SnapshotParameters(eval_fraction=0.3))
+print(snapshot.job_id)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs the Redis of the PostgreSQL and Redis run")
+def test_a_job_started_while_redis_is_away_runs_once_it_is_back(reviewed_catalog, tmp_path):
+    """Real processes, all reaching Redis through a proxy that the test cuts: a researcher's freeze is recorded
+    while Redis is away, a worker waits for the broker, and once Redis is back the job monitor sends the job and
+    the worker runs it."""
+    redis = urlsplit(django_settings.REDIS_URL)
+    proxy = TcpProxy((redis.hostname or "127.0.0.1", redis.port or 6379)).start()
+    proxy.cut()
+    queue = f"twin-redis-away-{uuid.uuid4().hex[:8]}"
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": f"redis://127.0.0.1:{proxy.port}{redis.path or '/0'}",
+        "TWIN_DATA_DIR": str(django_settings.DATA_DIR),
+        "DJANGO_MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
+        "TWIN_MINING_CPU_QUEUE": queue,
+    }
+    launched = subprocess.run(
+        [sys.executable, "-c", LAUNCH_A_FREEZE],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    job = Job.objects.get(pk=int(launched.stdout.split()[-1]))
+    assert (job.status, job.sent_at) == (Job.Status.QUEUED, None)
+    assert job.log_entries.filter(message__contains="broker is unreachable").exists()
+
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.mining.slow_worker", "--queues", queue, "--name", f"worker-{queue}"],
+        cwd=ROOT,
+        env=environment,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        time.sleep(2)  # the worker starts against a broker that refuses it, and keeps trying
+        assert worker.poll() is None, log.read_text()[-3000:]
+        proxy.resume()
+        Job.objects.filter(pk=job.pk).update(
+            created_at=timezone.now() - timedelta(minutes=5)
+        )  # past the grace
+        swept = subprocess.run(
+            [sys.executable, "manage.py", "monitor_jobs", "--once"],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert swept.returncode == 0, swept.stderr[-3000:]
+        _wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, "the freeze to run", [log])
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        proxy.cut()
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.sent_at is not None

@@ -51,7 +51,7 @@ def test_no_credential_is_tracked():
 def test_the_scan_would_see_one():
     """The shapes match real-looking credentials (so the scan above can fail)."""
     samples = [
-        b"-----BEGIN OPENSSH PRIVATE KEY-----",
+        b"-----BEGIN OPENSSH " + b"PRIVATE KEY-----",
         b"AKIA" + b"Z7QW2R5T8Y1U3I6O",
         b"ghp_" + b"a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
         b"sk-proj-" + b"x" * 48,

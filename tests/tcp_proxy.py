@@ -1,8 +1,9 @@
-"""A TCP proxy in front of the test database, so a test can "restart" the database under a running server.
+"""A TCP proxy in front of a service of the test run (PostgreSQL, Redis), so a test can take it away from the
+processes that reach it through the proxy.
 
-``cut()`` does what a database restart does to its clients: every open connection is dropped at once and new
-ones are refused (the listening port is closed). ``resume()`` listens on the same port again. The database
-server itself, which the rest of the test run shares, is never touched.
+``cut()`` does what a restart or an outage does to the clients: every open connection is dropped at once and new
+ones are refused (the listening port is closed). ``resume()`` listens on the same port again. The service itself,
+which the rest of the test run shares, is never touched.
 """
 
 import contextlib
@@ -10,7 +11,7 @@ import socket
 import threading
 
 
-class DatabaseProxy:
+class TcpProxy:
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
         self.port = 0
@@ -18,7 +19,7 @@ class DatabaseProxy:
         self._connections: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
 
-    def start(self) -> "DatabaseProxy":
+    def start(self) -> "TcpProxy":
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -29,7 +30,7 @@ class DatabaseProxy:
         return self
 
     def upstream_ports(self) -> list[int]:
-        """The local ports of the proxy's connections to the database: its ``client_port`` for each backend."""
+        """The local ports of the proxy's connections to the service (PostgreSQL: each backend's ``client_port``)."""
         with self._lock:
             return [upstream.getsockname()[1] for _, upstream in self._connections if upstream.fileno() != -1]
 
