@@ -104,6 +104,15 @@ print(snapshot.job_id)
 """
 
 
+def _python(arguments: list[str], environment: dict) -> str:
+    """Runs the project's Python in a process of its own; returns what it printed."""
+    completed = subprocess.run(
+        [sys.executable, *arguments], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs the Redis of the PostgreSQL and Redis run")
@@ -124,16 +133,7 @@ def test_a_job_started_while_redis_is_away_runs_once_it_is_back(reviewed_catalog
         "DJANGO_MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
         "TWIN_MINING_CPU_QUEUE": queue,
     }
-    launched = subprocess.run(
-        [sys.executable, "-c", LAUNCH_A_FREEZE],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert launched.returncode == 0, launched.stderr[-3000:]
-    job = Job.objects.get(pk=int(launched.stdout.split()[-1]))
+    job = Job.objects.get(pk=int(_python(["-c", LAUNCH_A_FREEZE], environment).split()[-1]))
     assert (job.status, job.sent_at) == (Job.Status.QUEUED, None)
     assert job.log_entries.filter(message__contains="broker is unreachable").exists()
 
@@ -149,18 +149,9 @@ def test_a_job_started_while_redis_is_away_runs_once_it_is_back(reviewed_catalog
         time.sleep(2)  # the worker starts against a broker that refuses it, and keeps trying
         assert worker.poll() is None, log.read_text()[-3000:]
         proxy.resume()
-        Job.objects.filter(pk=job.pk).update(
-            created_at=timezone.now() - timedelta(minutes=5)
-        )  # past the grace
-        swept = subprocess.run(
-            [sys.executable, "manage.py", "monitor_jobs", "--once"],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert swept.returncode == 0, swept.stderr[-3000:]
+        # Past the grace the monitor gives a new job's own send, then one sweep of `monitor_jobs`.
+        Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+        _python(["manage.py", "monitor_jobs", "--once"], environment)
         _wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, "the freeze to run", [log])
     finally:
         worker.send_signal(signal.SIGTERM)
