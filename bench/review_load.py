@@ -73,10 +73,8 @@ def pictures_write() -> int:
     written = 0
     for image in Image.objects.only("pk", "file", "width", "height").iterator(chunk_size=2000):
         # Smooth colour fields with a few blocks compress like photos (tens of kB), unlike noise.
-        corners = rng.integers(0, 256, size=(2, 2, 3)).astype(np.float32)
-        small = Picture.fromarray(corners.astype(np.uint8), "RGB").resize(
-            (image.width, image.height), Picture.BILINEAR
-        )
+        corners = rng.integers(0, 256, size=(2, 2, 3), dtype=np.uint8)
+        small = Picture.fromarray(corners, "RGB").resize((image.width, image.height), Picture.BILINEAR)
         for _ in range(4):
             x, y = int(rng.integers(0, image.width - 80)), int(rng.integers(0, image.height - 80))
             small.paste(tuple(int(v) for v in rng.integers(0, 256, size=3)), (x, y, x + 80, y + 80))
@@ -146,7 +144,12 @@ def server_start(args: argparse.Namespace, data_dir: str) -> tuple[subprocess.Po
 
 
 def phase_run(
-    args: argparse.Namespace, users: int, base: str, server: subprocess.Popen, data_dir: str
+    args: argparse.Namespace,
+    users: int,
+    base: str,
+    server: subprocess.Popen,
+    database_pid: int,
+    data_dir: str,
 ) -> dict:
     record_file = Path(data_dir) / f"records-{users}.json"
     options = {
@@ -160,7 +163,7 @@ def phase_run(
         "--annotator-password": PASSWORD,
         "--record-file": record_file,
         "--server-pid": server.pid,
-        "--database-pid": _postmaster_pid(),
+        "--database-pid": database_pid,
     }
     command = [sys.executable, str(BENCH / "review_locustfile.py")]
     for option, value in options.items():
@@ -221,7 +224,7 @@ def phase_report(records: dict) -> dict:
     }
 
 
-def reports_print(reports: list[dict], args: argparse.Namespace) -> bool:
+def reports_print(reports: list[dict], args: argparse.Namespace, *, database_measured: bool) -> bool:
     width = 22
 
     def row(label: str, values: list[str]) -> None:
@@ -254,10 +257,10 @@ def reports_print(reports: list[dict], args: argparse.Namespace) -> bool:
     row("db: decided, not 1 decision", [str(r["db_decided_not_one"]) for r in reports])
     row("cpu: machine busy, cores", [f"{cores(r, 'machine')} of {os.cpu_count()}" for r in reports])
     row("cpu: gunicorn", [cores(r, "server") for r in reports])
-    from django.db import connection
-
-    on_postgres = connection.vendor == "postgresql" and _postmaster_pid() > 0
-    row("cpu: postgresql (all backends)", [cores(r, "database") if on_postgres else "-" for r in reports])
+    row(
+        "cpu: postgresql (all backends)",
+        [cores(r, "database") if database_measured else "-" for r in reports],
+    )
     row("cpu: locust", [cores(r, "load_generator") for r in reports])
     for report in reports:
         for failure, count in report["failures"].most_common(5):
@@ -338,6 +341,7 @@ def main() -> None:
         if args.images:
             print(f"wrote {pictures_write():,} pictures for the catalog's images", flush=True)
         server, base = server_start(args, data_dir)
+        database_pid = _postmaster_pid()
         threads = f" x {args.threads} threads" if args.threads > 1 else ""
         print(
             f"queue {KIND}: {args.tasks:,} open tasks ({args.gold:,} gold), gold rate {queue.gold_rate:g}; "
@@ -353,7 +357,7 @@ def main() -> None:
                     print(f"reopened {reset:,} tasks for the next phase")
                 connections.close_all()
                 print(f"running {users} annotator{'s' if users > 1 else ''} ...", flush=True)
-                reports.append(phase_report(phase_run(args, users, base, server, data_dir)))
+                reports.append(phase_report(phase_run(args, users, base, server, database_pid, data_dir)))
                 report = reports[-1]
                 print(
                     f"  {report['decided_in_window']:,} decisions in {report['seconds']:.1f} s, "
@@ -366,7 +370,7 @@ def main() -> None:
             log = (Path(data_dir) / "gunicorn.log").read_text()
             if "Traceback" in log:
                 print(f"\ngunicorn logged errors:\n{log[-3000:]}")
-        passed = reports_print(reports, args)
+        passed = reports_print(reports, args, database_measured=database_pid > 0)
         connections.close_all()
     sys.exit(0 if passed else 1)
 

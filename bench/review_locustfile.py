@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from review_queues import ACTIONS, machine_busy_s  # noqa: E402
 
 QUEUE = "images"
-CARD = re.compile(r'class="review-card" data-task="(\d+)" data-key="([^"]+)"')
+CARD_START = '<article class="review-card"'
+CARD = re.compile(r'data-task="(\d+)" data-key="([^"]+)"')
 IMAGE_SOURCE = re.compile(r'<img src="(/review/images/\d+/\d+/)"')
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 CSRF_HEADER = re.compile(r'"X-CSRFToken": "([^"]+)"')
@@ -172,9 +173,8 @@ class ReviewAnnotator(FastHttpUser):
         now = time.time()
         was_empty = not self.deck
         held = {card.task for card in self.deck}
-        chunks = html.split('<article class="review-card"')[1:]
-        for chunk in chunks:
-            match = CARD.search('<article class="review-card"' + chunk)
+        for chunk in html.split(CARD_START)[1:]:
+            match = CARD.match(chunk.lstrip())
             if match is None or int(match.group(1)) in held:
                 continue
             card = Card(int(match.group(1)), match.group(2), now, IMAGE_SOURCE.findall(chunk))

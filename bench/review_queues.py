@@ -279,7 +279,7 @@ def open_tasks() -> tuple[int, int]:
 
 def bench_database_ready(database_url: str, *, tasks: int, gold: int, rebuild: bool) -> None:
     """Every task of the bench queue open and free: a database of the right size is reopened, any other
-    (another size, a fill that was interrupted) is dropped and filled again. Django is set up on it."""
+    (another size, a fill that was interrupted) is dropped and filled again. Django must be set up on it."""
     from django.core.management import call_command
     from django.db import connections
 

@@ -32,7 +32,7 @@ def _wants_json(request: HttpRequest) -> bool:
 
 
 def database_unavailable_response(request: HttpRequest, exception: BaseException) -> HttpResponse:
-    first_line = str(exception).strip().splitlines()[0] if str(exception).strip() else ""
+    first_line = (str(exception).strip().splitlines() or [""])[0]
     logger.warning(
         "database unavailable during %s %s: %s: %s",
         request.method,

@@ -27,6 +27,7 @@ from annotation.models import Image, ReviewDecision, ReviewQueue, ReviewStatus, 
 from annotation.review.task_creation import image_verification_tasks_create
 from tests.annotation.review.test_views import _held_cards
 from tests.factories import AnnotatorFactory, ImageFactory
+from tests.mining.test_worker_kill import _wait_for
 from tests.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,15 +100,6 @@ def _decide(session: requests.Session, base: str, task: int, key: str) -> reques
     )
 
 
-def _wait_until(condition, what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_database_restart_mid_decision_leaves_nothing_half_written(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # what the server checks
@@ -120,16 +112,12 @@ def test_a_database_restart_mid_decision_leaves_nothing_half_written(settings, t
     annotator.save()
 
     database = connection.settings_dict
-    proxy = TcpProxy((database["HOST"] or "127.0.0.1", int(database["PORT"] or 5432))).start()
+    address = {"host": database["HOST"] or "127.0.0.1", "port": int(database["PORT"] or 5432)}
+    proxy = TcpProxy((address["host"], address["port"])).start()
     log = tmp_path / "gunicorn.log"
     server, base = _server_start(proxy.port, log)
-    direct = psycopg.connect(
-        host=database["HOST"] or "127.0.0.1",
-        port=int(database["PORT"] or 5432),
-        user=database["USER"],
-        dbname=database["NAME"],
-        autocommit=True,
-    )
+    # The test's own connections go straight to the database, past the proxy.
+    direct = psycopg.connect(**address, user=database["USER"], dbname=database["NAME"], autocommit=True)
     try:
         session = _signed_in(base, "restart-annie")
         page = session.get(f"{base}/review/images/", timeout=10)
@@ -138,12 +126,7 @@ def test_a_database_restart_mid_decision_leaves_nothing_half_written(settings, t
         task = ReviewTask.objects.get(pk=task_id)
 
         # Hold the image row the "keep" outcome updates: the decision blocks after inserting its row.
-        locker = psycopg.connect(
-            host=database["HOST"] or "127.0.0.1",
-            port=int(database["PORT"] or 5432),
-            user=database["USER"],
-            dbname=database["NAME"],
-        )
+        locker = psycopg.connect(**address, user=database["USER"], dbname=database["NAME"])
         locker.execute("SELECT 1 FROM annotation_image WHERE id = %s FOR UPDATE", [task.image_id])
         answer: dict = {}
         sender = threading.Thread(target=lambda: answer.update(first=_decide(session, base, task_id, key)))
@@ -157,7 +140,7 @@ def test_a_database_restart_mid_decision_leaves_nothing_half_written(settings, t
                 ).fetchone()
             )
 
-        _wait_until(decision_waits_on_the_lock, "the decision to block inside its transaction")
+        _wait_for(decision_waits_on_the_lock, "the decision to block inside its transaction", [log])
 
         # The restart: every connection through the proxy is dropped, its backends end, new ones are refused.
         backend_ports = proxy.upstream_ports()
