@@ -50,10 +50,13 @@ def researcher(db):
 
 @pytest.fixture(autouse=True)
 def cache_cleared():
-    """Rate-limit counters (sign-in failures, API requests) don't leak from one test into the next."""
+    """Rate-limit counters, cached permissions and queue settings don't leak from one test into the next."""
     from django.core.cache import cache
 
+    from annotation.review.leases import review_queue_settings_forget
+
     cache.clear()
+    review_queue_settings_forget()
 
 
 @pytest.fixture

@@ -150,6 +150,14 @@ class ReviewDecision(models.Model):
     is_adjudication = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     undone_at = models.DateTimeField(null=True, blank=True)
+    replaces = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="replaced_by",
+        help_text="The annotator's earlier answer to the task that this one changed (after a conflict).",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

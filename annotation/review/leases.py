@@ -11,6 +11,7 @@ the take are one statement.
 
 import random
 import re
+import time
 import uuid
 from datetime import timedelta
 
@@ -39,6 +40,28 @@ def review_queue_get(*, kind: str) -> ReviewQueue:
     return queue
 
 
+def review_queue_gold_rate(*, kind: str) -> float:
+    """The queue's gold rate, read once per ``GOLD_RATE_TTL_SECONDS`` by each process, not on every claim.
+
+    A researcher's change in the admin reaches this process at once (``review_queue_settings_forget``, on
+    save) and the other processes within the TTL: a few seconds of the old mix of gold tasks is harmless.
+    """
+    now = time.monotonic()
+    cached = _gold_rates.get(kind)
+    if cached is None or cached[0] < now:
+        cached = (now + GOLD_RATE_TTL_SECONDS, review_queue_get(kind=kind).gold_rate)
+        _gold_rates[kind] = cached
+    return cached[1]
+
+
+GOLD_RATE_TTL_SECONDS = 10.0
+_gold_rates: dict[str, tuple[float, float]] = {}
+
+
+def review_queue_settings_forget() -> None:
+    _gold_rates.clear()
+
+
 def review_tasks_held(*, annotator: AbstractBaseUser, kind: str) -> list[ReviewTask]:
     """The open tasks this annotator holds in the queue, in the order they are shown (oldest lease first).
 
@@ -64,13 +87,32 @@ def review_tasks_claim(
     held = review_tasks_held(annotator=annotator, kind=kind)
     if len(held) >= hold:
         return held
-    queue = review_queue_get(kind=kind)
+    gold_rate = review_queue_gold_rate(kind=kind)
     while len(held) < hold:
-        task = review_task_claim_one(annotator=annotator, kind=kind, gold_rate=queue.gold_rate)
+        task = review_task_claim_one(annotator=annotator, kind=kind, gold_rate=gold_rate)
         if task is None:
             break
         held.append(task)
     return held
+
+
+def review_tasks_replace_decided(
+    *, annotator: AbstractBaseUser, kind: str, related: tuple[str, ...] = ()
+) -> list[ReviewTask]:
+    """After the annotator answered a card they held: claims one task in its place and returns the held ones.
+
+    The review page's decide path, in the decision's transaction. It spends two queries where
+    ``review_tasks_claim`` spends four: the answer freed exactly one of the annotator's places, so one claim
+    refills it without counting first (with two tabs answering at once each refills its own place), and the
+    held tasks are read once, with ``related`` (what their cards show) joined in. Leases are renewed by the
+    page's heartbeat, not here.
+    """
+    _claim_next(annotator=annotator, kind=kind, gold_rate=review_queue_gold_rate(kind=kind), fetch=False)
+    return list(
+        ReviewTask.objects.filter(kind=kind, leased_by=annotator, status=ReviewTask.Status.OPEN)
+        .select_related(*related)
+        .order_by("leased_at", "id")
+    )
 
 
 def review_task_claim_one(
@@ -80,14 +122,18 @@ def review_task_claim_one(
 
     Gold tasks are only mixed in: when the regular tasks run out, the queue is empty.
     """
+    return _claim_next(annotator=annotator, kind=kind, gold_rate=gold_rate, fetch=True)
+
+
+def _claim_next(*, annotator: AbstractBaseUser, kind: str, gold_rate: float, fetch: bool):
     if gold_rate > 0 and random.random() < gold_rate:
         regular_left = claimable_tasks(
             annotator=annotator, kind=kind, gold=False, now=timezone.now()
         ).exists()
-        task = _claim(annotator=annotator, kind=kind, gold=True) if regular_left else None
-        if task is not None:
+        task = _claim(annotator=annotator, kind=kind, gold=True, fetch=fetch) if regular_left else None
+        if task:
             return task
-    return _claim(annotator=annotator, kind=kind, gold=False)
+    return _claim(annotator=annotator, kind=kind, gold=False, fetch=fetch)
 
 
 class _EqualsConstant(Lookup):
@@ -132,7 +178,10 @@ def claimable_tasks(*, annotator: AbstractBaseUser, kind: str, gold: bool, now) 
     )
 
 
-def _claim(*, annotator: AbstractBaseUser, kind: str, gold: bool) -> ReviewTask | None:
+def _claim(
+    *, annotator: AbstractBaseUser, kind: str, gold: bool, fetch: bool = True
+) -> ReviewTask | bool | None:
+    """Leases the first claimable task. ``fetch``: return it (one more query), else whether one was taken."""
     now = timezone.now()
     lease = {
         "leased_by": annotator,
@@ -148,7 +197,8 @@ def _claim(*, annotator: AbstractBaseUser, kind: str, gold: bool) -> ReviewTask 
     # on the same one; SQLite runs the statement under its write lock, so what it picks is free at that instant.
     # (Reading a candidate first and updating it after went stale on SQLite while the claimer waited for the
     # lock, and cost PostgreSQL two more round trips per claim.)
-    with transaction.atomic():
+    # No savepoint inside the decide path's transaction: the statement either takes the row or changes nothing.
+    with transaction.atomic(savepoint=False):
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
         taken = (
@@ -157,6 +207,8 @@ def _claim(*, annotator: AbstractBaseUser, kind: str, gold: bool) -> ReviewTask 
             .filter(lease_is_free_q(now))
             .update(**lease)
         )
+    if not fetch:
+        return taken == 1
     if taken != 1:
         return None
     return ReviewTask.objects.get(leased_by=annotator, lease_token=lease["lease_token"])

@@ -14,6 +14,7 @@ urlpatterns = [
     path("images/<int:image_id>/<int:width>/", views.image_file, name="image"),
     path("<slug:slug>/", views.queue_page, name="queue"),
     path("<slug:slug>/decide/", views.decide, name="decide"),
+    path("<slug:slug>/change/", views.change, name="change"),
     path("<slug:slug>/skip/", views.skip, name="skip"),
     path("<slug:slug>/undo/", views.undo, name="undo"),
     path("<slug:slug>/heartbeat/", views.heartbeat, name="heartbeat"),

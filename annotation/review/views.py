@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
+from django.db import IntegrityError, transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -22,10 +23,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.models import Image, ReviewDecision, ReviewSkip, ReviewTask
-from annotation.review.cards import cards_build
+from annotation.review.cards import CARD_RELATED, cards_build
 from annotation.review.decisions import (
+    DecisionConflict,
     DecisionRejected,
     UndoRejected,
+    review_decision_change,
     review_decision_submit,
     review_decision_undo,
     review_task_adjudicate,
@@ -36,6 +39,7 @@ from annotation.review.leases import (
     review_skips_clear,
     review_task_skip,
     review_tasks_claim,
+    review_tasks_replace_decided,
 )
 from annotation.review.queues import COMMAND_KEYS, KIND_BY_SLUG, QUEUES, queue_definition
 from annotation.review.statistics import (
@@ -137,6 +141,7 @@ def queue_page(request: HttpRequest, slug: str) -> HttpResponse:
             "idleSeconds": settings.REVIEW_IDLE_SECONDS,
             "urls": {
                 "decide": reverse("review:decide", args=[slug]),
+                "change": reverse("review:change", args=[slug]),
                 "skip": reverse("review:skip", args=[slug]),
                 "undo": reverse("review:undo", args=[slug]),
                 "heartbeat": reverse("review:heartbeat", args=[slug]),
@@ -160,16 +165,30 @@ def _deck_update(request: HttpRequest, kind: str, **extra) -> JsonResponse:
     """Tops the annotator's held tasks up and returns the cards the page doesn't have yet."""
     held = review_tasks_claim(annotator=request.user, kind=kind)
     have = _have(request)
-    new = [task for task in held if task.pk not in have]
-    html = _cards_html(request, kind, new)
+    return _deck_json(request, kind, held, [task for task in held if task.pk not in have], **extra)
+
+
+def _deck_json(
+    request: HttpRequest,
+    kind: str,
+    held: list[ReviewTask],
+    new: list[ReviewTask],
+    *,
+    loaded: bool = False,
+    **extra,
+) -> JsonResponse:
+    html = _cards_html(request, kind, new, loaded=loaded)
     return JsonResponse({"ok": True, "held": [task.pk for task in held], "cards": html, **extra})
 
 
-def _cards_html(request: HttpRequest, kind: str, tasks: list[ReviewTask]) -> str:
+def _cards_html(request: HttpRequest, kind: str, tasks: list[ReviewTask], *, loaded: bool = False) -> str:
     """The card partials of ``tasks``, as the review page renders them."""
+    if not tasks:
+        return ""
     keys = keymap_get(user=request.user, kind=kind)
     return "".join(
-        render_to_string("review/_card.html", {"card": card, "keys": keys}) for card in cards_build(tasks)
+        render_to_string("review/_card.html", {"card": card, "keys": keys})
+        for card in cards_build(tasks, loaded=loaded)
     )
 
 
@@ -180,25 +199,98 @@ def _error(code: str, message: str, status: int) -> JsonResponse:
 @reviewer_required
 @require_POST
 def decide(request: HttpRequest, slug: str) -> JsonResponse:
+    """Records the answer and claims the next card in one transaction; returns the cards the page lacks."""
     kind = _kind(slug)
     try:
         task_id = int(request.POST["task"])
-        result = review_decision_submit(
-            annotator=request.user,
-            task_id=task_id,
-            submission_key=request.POST["key"],
-            action=request.POST["action"],
-            duration_ms=_int_or_none(request.POST.get("duration_ms")),
-        )
+        submission_key, action = request.POST["key"], request.POST["action"]
     except (KeyError, ValueError):
         return _error("bad_request", "The decision was incomplete; reload the page.", 400)
+    duration_ms = _int_or_none(request.POST.get("duration_ms"))
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                result = review_decision_submit(
+                    annotator=request.user,
+                    task_id=task_id,
+                    submission_key=submission_key,
+                    action=action,
+                    duration_ms=duration_ms,
+                )
+                if result.replayed:
+                    break  # nothing changed: the deck is topped up as after any other answer, below
+                held = review_tasks_replace_decided(annotator=request.user, kind=kind, related=CARD_RELATED)
+                new = [task for task in held if task.pk not in _have(request)]
+                return _deck_json(
+                    request,
+                    kind,
+                    held,
+                    new,
+                    loaded=True,
+                    decision=result.decision.pk,
+                    replayed=False,
+                    task=task_id,
+                )
+        except IntegrityError:
+            # Two copies of one answer raced past the task lock (SQLite without it); the second run replays.
+            if attempt == 2:
+                raise
+        except DecisionRejected as exc:
+            # The answer was not recorded, and the page says so on that card; the rest of the deck carries on.
+            status = 400 if exc.code == "invalid_action" else 409
+            extra = {"ok": False, "code": exc.code, "message": str(exc), "task": task_id}
+            if isinstance(exc, DecisionConflict):
+                extra["conflict"] = _conflict_json(request, exc, action)
+            response = _deck_update(request, kind, **extra)
+            response.status_code = status
+            return response
+    return _deck_update(request, kind, decision=result.decision.pk, replayed=True, task=task_id)
+
+
+def _conflict_json(request: HttpRequest, conflict: DecisionConflict, action: str) -> dict:
+    """What the page shows on the card: the recorded answer, by whom and when, and the one just given."""
+    recorded = conflict.recorded
+    queue = queue_definition(recorded.kind)
+    recorded_action, given_action = queue.action(recorded.action), queue.action(action)
+    return {
+        "decision": recorded.pk,
+        "action": recorded.action,
+        "label": recorded_action.label if recorded_action else recorded.action,
+        "by": "you" if recorded.annotator_id == request.user.pk else recorded.annotator.get_username(),
+        "mine": recorded.annotator_id == request.user.pk,
+        "at": recorded.created_at.isoformat(),
+        "can_change": conflict.can_change,
+        "given": action,
+        "given_label": given_action.label if given_action else action,
+    }
+
+
+@reviewer_required
+@require_POST
+def change(request: HttpRequest, slug: str) -> JsonResponse:
+    """The conflict dialog's "change": replaces the annotator's recorded answer with the one they gave."""
+    _kind(slug)
+    try:
+        task_id, decision_id = int(request.POST["task"]), int(request.POST["decision"])
+        action = request.POST["action"]
+    except (KeyError, ValueError):
+        return _error("bad_request", "The change was incomplete; reload the page.", 400)
+    try:
+        result = review_decision_change(
+            annotator=request.user, task_id=task_id, decision_id=decision_id, action=action
+        )
     except DecisionRejected as exc:
-        # The answer was not recorded, and the page says so; the rest of the deck carries on.
-        status = 400 if exc.code == "invalid_action" else 409
-        response = _deck_update(request, kind, ok=False, code=exc.code, message=str(exc))
-        response.status_code = status
-        return response
-    return _deck_update(request, kind, decision=result.decision.pk, replayed=result.replayed, task=task_id)
+        return _error(exc.code, str(exc), 400 if exc.code == "invalid_action" else 409)
+    label = queue_definition(result.decision.kind).action(result.decision.action).label
+    return JsonResponse(
+        {
+            "ok": True,
+            "task": task_id,
+            "decision": result.decision.pk,
+            "changed": result.replaced is not None,
+            "message": f"Task #{task_id}: your answer is now “{label}”.",
+        }
+    )
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -229,10 +321,21 @@ def undo(request: HttpRequest, slug: str) -> JsonResponse:
     except UndoRejected as exc:
         return _error("cannot_undo", str(exc), 409)
     card_html = _cards_html(request, kind, [result.task]) if result.held_again else ""
-    message = f"Undid your answer on task #{result.task.pk}."
+    label = queue_definition(kind).action(result.decision.action)
+    message = (
+        f"Undid your answer “{label.label if label else result.decision.action}” on task #{result.task.pk}."
+    )
     if not result.held_again:
         message += " Another annotator holds it now."
-    return JsonResponse({"ok": True, "task": result.task.pk, "card": card_html, "message": message})
+    return JsonResponse(
+        {
+            "ok": True,
+            "task": result.task.pk,
+            "card": card_html,
+            "action": result.decision.action,
+            "message": message,
+        }
+    )
 
 
 @reviewer_required

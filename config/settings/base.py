@@ -117,6 +117,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The signed-in user, their permissions and their session come from the shared cache, with the database behind
+# it: the review page checks all three on every answer (config/permission_cache.py, config/sessions.py).
+AUTHENTICATION_BACKENDS = ["config.permission_cache.CachedPermissionsBackend"]
+SESSION_ENGINE = "config.sessions"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -1,6 +1,5 @@
 """Submitting decisions (idempotent, under the lease), overlap and agreement, adjudication, undo, gold."""
 
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -9,6 +8,7 @@ from django.utils import timezone
 from annotation.models import Image, ReviewDecision, ReviewStatus, ReviewTask
 from annotation.review.decisions import (
     MAX_DURATION_MS,
+    DecisionConflict,
     DecisionRejected,
     UndoRejected,
     review_decision_submit,
@@ -91,12 +91,14 @@ def test_submitting_the_same_key_twice_records_one_decision(alice, image_tasks):
     assert ReviewDecision.objects.count() == 1
     task.refresh_from_db()
     assert task.decision_count == 1
-    # A replay with another answer still changes nothing: the first answer stands.
-    assert submit(alice, task, "reject_unclear", key=key).decision.action == "keep"
+    # The same key with another answer (a second tab) is a conflict: refused, the first answer stands.
+    with pytest.raises(DecisionConflict) as conflict:
+        submit(alice, task, "reject_unclear", key=key)
+    assert conflict.value.recorded.pk == first.decision.pk and conflict.value.can_change is True
     assert ReviewDecision.objects.count() == 1
 
 
-@pytest.mark.parametrize("key", [uuid.uuid4(), "not-a-uuid", ""])
+@pytest.mark.parametrize("key", ["not-a-uuid", ""])
 def test_a_wrong_token_loses_the_lease(alice, image_tasks, key):
     image_tasks(1)
     (task,) = claim(alice)
@@ -106,13 +108,24 @@ def test_a_wrong_token_loses_the_lease(alice, image_tasks, key):
     assert task.leased_by == alice and task.decision_count == 0
 
 
-def test_an_old_token_loses_the_lease(alice, bob, image_tasks):
+def test_an_old_token_of_a_task_held_again_counts_under_the_current_lease(alice, image_tasks):
+    """An old page (the task came back to the annotator since, e.g. after a skip in another tab): same card."""
     image_tasks(1)
     (old,) = claim(alice)
     review_task_release(annotator=alice, task_id=old.pk)
     (new,) = claim(alice)
     assert new.lease_token != old.lease_token
-    assert rejection(lambda: submit(alice, old)) == "lease_lost"
+    result = submit(alice, old, "reject_unclear")
+    assert result.replayed is False and result.decision.submission_key == new.lease_token
+    assert submit(alice, new, "reject_unclear").replayed is True  # the current page's copy of the same answer
+    with pytest.raises(DecisionConflict):
+        submit(alice, new, "keep")
+    assert ReviewDecision.objects.count() == 1
+
+
+def test_an_old_token_loses_the_lease(alice, bob, image_tasks):
+    image_tasks(1)
+    (new,) = claim(alice)
     # A lapsed lease taken over by someone else: the old holder's answer is refused, the new one's counts.
     ReviewTask.objects.filter(pk=new.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     (bobs,) = claim(bob)

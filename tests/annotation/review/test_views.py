@@ -118,9 +118,10 @@ def test_the_review_page_query_count_does_not_grow_with_the_queue(client, db):
         assert response.status_code == 200 and len(_held_cards(response)) == 2
         return len(queries)
 
-    for _ in range(3):
+    for _ in range(5):
         ImageFactory()
     image_verification_tasks_create()
+    page_queries()  # reads the queue's settings into this process's cache
     small = page_queries()
     product = ProductFactory()
     for _ in range(300):
@@ -134,6 +135,7 @@ def test_the_dashboard_query_count_does_not_grow_with_the_queue(client, annotato
     _signed_in(client, annotator)
     ImageFactory()
     image_verification_tasks_create()
+    client.get(reverse("review:dashboard"))  # fills the cache of the user's permissions
     with CaptureQueriesContext(connection) as small:
         client.get(reverse("review:dashboard"))
     for _ in range(50):
@@ -171,6 +173,39 @@ def test_sending_the_same_decision_twice_records_it_once(client, annotator, veri
     retry = client.post(url, {"task": task, "key": key, "action": "reject_unclear"}).json()
     assert retry["ok"] and retry["replayed"] is True
     assert ReviewDecision.objects.filter(task_id=task).count() == 1
+
+
+def test_another_answer_from_a_second_tab_is_a_conflict_and_can_be_changed(
+    client, annotator, verification_tasks
+):
+    _signed_in(client, annotator)
+    (task, key), _ = _held_cards(client.get(reverse("review:queue", args=["images"])))
+    url = reverse("review:decide", args=["images"])
+    assert client.post(url, {"task": task, "key": key, "action": "reject_unclear"}).json()["ok"]
+    response = client.post(url, {"task": task, "key": key, "action": "keep"})  # the other tab's answer
+    data = response.json()
+    assert response.status_code == 409 and data["ok"] is False and data["code"] == "conflict"
+    recorded = ReviewDecision.objects.get(task_id=task)
+    assert data["task"] == task
+    assert data["conflict"] == {
+        "decision": recorded.pk,
+        "action": "reject_unclear",
+        "label": "Unclear",
+        "by": "you",
+        "mine": True,
+        "at": recorded.created_at.isoformat(),
+        "can_change": True,
+        "given": "keep",
+        "given_label": "Keep",
+    }
+    change = reverse("review:change", args=["images"])
+    changed = client.post(change, {"task": task, "decision": recorded.pk, "action": "keep"}).json()
+    assert changed["ok"] and changed["changed"] is True and "Keep" in changed["message"]
+    again = client.post(change, {"task": task, "decision": recorded.pk, "action": "keep"}).json()
+    assert again["ok"] and again["changed"] is False
+    standing = ReviewDecision.objects.get(task_id=task, undone_at=None)
+    assert (standing.action, standing.replaces_id) == ("keep", recorded.pk)
+    assert client.post(change, {"task": task, "decision": "x"}).status_code == 400
 
 
 def test_a_decision_on_a_lost_lease_is_refused_and_said_so(client, annotator, verification_tasks):
@@ -258,7 +293,7 @@ def test_gold_tasks_look_like_any_other_task(client, annotator, verification_tas
     from annotation.review.task_creation import gold_task_create
 
     gold = gold_task_create(task=ReviewTask.objects.get(pk=verification_tasks[0]), answer="keep")
-    ReviewQueue.objects.filter(kind="image_verification").update(gold_rate=1.0)
+    ReviewQueue.objects.update_or_create(kind="image_verification", defaults={"gold_rate": 1.0})
     _signed_in(client, annotator)
     response = client.get(reverse("review:queue", args=["images"]))
     assert _held_cards(response)[0][0] == gold.pk
@@ -395,7 +430,7 @@ def test_my_figures_on_the_dashboard(client, annotator):
         ImageFactory()
     ids = image_verification_tasks_create()
     gold_task_create(task=ReviewTask.objects.get(pk=ids[0]), answer="reject_image")
-    ReviewQueue.objects.filter(kind="image_verification").update(gold_rate=1.0)
+    ReviewQueue.objects.update_or_create(kind="image_verification", defaults={"gold_rate": 1.0})
     _decide(annotator, "image_verification", "keep")  # the gold task, answered wrongly
     _decide(annotator, "image_verification", "keep")
     _signed_in(client, annotator)
