@@ -50,9 +50,18 @@ echo "== Gold tasks from the ground truth (a rerun adds nothing)"
 python manage.py make_demo_review_tasks --source demo-generated --ground-truth "$DATA/demo/generated/ground_truth.json" --seed "$DEMO_SEED" --gold-only
 python manage.py make_demo_review_tasks --source dreambooth --seed "$DEMO_SEED" --gold-only
 
+# One queue (DEMO_OVERLAP_QUEUE, "none" for none) gets two decisions per task from two simulated annotators who
+# make mistakes (annotator-sim-a, annotator-sim-b), so the statistics page shows kappa and gold accuracy and the
+# adjudication page has disputes; the oracles answer the other queues. More gold there, to catch the mistakes.
+DEMO_OVERLAP_QUEUE="${DEMO_OVERLAP_QUEUE:-hard_negative}"
 if [ "${DEMO_ANSWER_QUEUES:-1}" = "1" ]; then
   echo "== Simulated annotators answer the demo-generated queues from the ground truth (DEMO_ANSWER_QUEUES=0: leave them open)"
-  python manage.py answer_demo_tasks --source demo-generated --ground-truth "$DATA/demo/generated/ground_truth.json" --seed "$DEMO_SEED"
+  if [ "$DEMO_OVERLAP_QUEUE" != "none" ]; then
+    python manage.py make_demo_review_tasks --source demo-generated --ground-truth "$DATA/demo/generated/ground_truth.json" \
+      --seed "$DEMO_SEED" --gold-only --kinds "$DEMO_OVERLAP_QUEUE" --gold-per-queue 12
+  fi
+  python manage.py answer_demo_tasks --source demo-generated --ground-truth "$DATA/demo/generated/ground_truth.json" \
+    --seed "$DEMO_SEED" --overlap-queue "$DEMO_OVERLAP_QUEUE"
 fi
 echo "== Dataset snapshot twin-demo (frozen once), exported as verl, Hugging Face and plain archives"
 python manage.py freeze_snapshot twin-demo --eval-fraction 0.2 --seed "$DEMO_SEED" --unless-frozen \

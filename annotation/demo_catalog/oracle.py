@@ -6,7 +6,9 @@ annotator accounts ("demo-oracle-1", "demo-oracle-2", ...) that go through the s
 the review page: each claims one task at a time under a lease (``review_task_claim_one``) and submits a
 decision with that lease's token (``review_decision_submit``), so overlap, outcomes, merges, obsoleted tasks
 and statistics all behave as they do for real reviews. Where a queue asks for several decisions per task,
-the next oracle gives the same answer, so the task resolves instead of waiting for adjudication.
+the next oracle gives the same answer, so the task resolves instead of waiting for adjudication. The one
+exception is the queue named by ``overlap_kind``: two simulated annotators who make mistakes answer it, each
+task twice, so the agreement screens have real disagreements to show (see ``overlap.py``).
 
 The queues are worked in dependency order: image verification (a rejected photo leaves the dataset),
 duplicate merge (merges change which instances exist), hard negatives (a pair judged "the same object"
@@ -29,7 +31,8 @@ a person passes on a card, and the skips are cleared when the oracle is done wit
 
 **Gold.** Like the review page, the oracle is served gold tasks at the queue's gold rate, drawn from a
 seeded generator, so the demo's statistics show gold accuracy for it too. It answers them the same way as
-regular tasks (never by reading ``gold_answer``); gold copies come from the same ground truth, so it is right.
+regular tasks (never by reading ``gold_answer``); gold copies come from the same ground truth, so it is right
+(the noisy annotators of the overlap queue are not always: their gold accuracy shows it).
 
 Running it again answers only what is still open: decided tasks aren't served again, and a task an oracle
 already answered is served to the next oracle.
@@ -45,15 +48,17 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db.models import Q
 
+from annotation.demo_catalog.overlap import NOISY_ANNOTATORS, NoisyAnnotator, demo_overlap_raise
 from annotation.demo_catalog.review_tasks import (
     DemoReviewTasksError,
     _GoldAnswers,
     _instance_keys,
     _source_products,
     _truth_load,
+    instances_with_merged,
     stand_in_verdict,
 )
-from annotation.models import Instance, ReviewTask, TaskKind
+from annotation.models import ReviewTask, TaskKind
 from annotation.review.decisions import DecisionRejected, review_decision_submit
 from annotation.review.leases import (
     review_queue_get,
@@ -88,6 +93,7 @@ def demo_queues_answer(
     seed: int = 0,
     kinds: Sequence[str] | None = None,
     limit_per_queue: int | None = None,
+    overlap_kind: str | None = None,
 ) -> dict[str, dict[str, int]]:
     """Answers the open review tasks of the imported demo catalog ``source``; returns what it answered.
 
@@ -95,6 +101,8 @@ def demo_queues_answer(
     the DreamBooth subset). ``kinds`` restricts the work to some queues (still in dependency order).
     ``limit_per_queue`` caps the regular tasks each oracle answers per queue in this run, so the demo can
     leave some of every queue to people; with overlap the next oracle answers the same first tasks.
+    ``overlap_kind`` names the queue whose open tasks of the source get two decisions each, from the two
+    ``NOISY_ANNOTATORS`` instead of the oracles (None: every queue is answered by the oracles).
 
     The result has, per queue worked, the number of decisions per verdict on regular tasks (``<queue>``),
     and on gold tasks (``<queue>_gold``). With overlap a task counts once per oracle that answered it.
@@ -103,12 +111,16 @@ def demo_queues_answer(
     unknown = wanted - {kind.value for kind in QUEUE_ORDER}
     if unknown:
         raise DemoReviewTasksError(f"no review queue {sorted(unknown)[0]!r}")
+    if overlap_kind is not None and overlap_kind not in {kind.value for kind in QUEUE_ORDER}:
+        raise DemoReviewTasksError(f"no review queue {overlap_kind!r} to answer with overlap")
     order = [kind.value for kind in QUEUE_ORDER if kind.value in wanted]
     products = _source_products(source)
     truth = _truth_load(ground_truth_path, {external_id for _, external_id, _, _ in products})
 
     work = _Work(
         rng=np.random.default_rng((seed, _STREAM_ORACLE)),
+        seed=seed,
+        overlap_kind=overlap_kind,
         limit_per_queue=limit_per_queue,
         counts={key: Counter() for kind in order for key in (kind, f"{kind}_gold")},
     )
@@ -119,16 +131,27 @@ def demo_queues_answer(
 
 @dataclass
 class _Work:
-    """What a run carries from queue to queue: the gold draws, the limit and the tallies."""
+    """What a run carries from queue to queue: the gold draws, the seed of the mistakes, the queue answered
+    with overlap, the limit and the tallies."""
 
     rng: np.random.Generator
+    seed: int
+    overlap_kind: str | None
     limit_per_queue: int | None
     counts: dict[str, Counter]
-    # (queue, oracle number) -> regular tasks answered in this run
+    # (queue, user name) -> regular tasks answered in this run
     answered: Counter = field(default_factory=Counter)
 
-    def limit_reached(self, kind: str, number: int) -> bool:
-        return self.limit_per_queue is not None and self.answered[kind, number] >= self.limit_per_queue
+    def limit_reached(self, kind: str, username: str) -> bool:
+        return self.limit_per_queue is not None and self.answered[kind, username] >= self.limit_per_queue
+
+    def reviewers(self, kind: str, needed: int) -> list[tuple[str, NoisyAnnotator | None]]:
+        """Who answers the queue, in turn: (user name, their mistakes or None for none). The queue with
+        overlap gets the noisy annotators first; oracles make up any further decisions a task needs."""
+        noisy = list(NOISY_ANNOTATORS) if kind == self.overlap_kind else []
+        panel = [(annotator.username, annotator) for annotator in noisy]
+        panel += [(ORACLE_USERNAME.format(number=number), None) for number in range(1, ORACLES_MAX + 1)]
+        return panel[: max(needed, len(noisy))]
 
 
 @dataclass
@@ -142,19 +165,7 @@ class _Answers:
     def now(cls, *, source: str, truth: dict | None) -> "_Answers":
         products = _source_products(source)
         key_of_instance = _instance_keys(products, truth)
-        active = {instance_id for _, _, instance_id, _ in products}
-        # A hard-negative or synthetic task may still name an instance merged away since: it stands for the
-        # instance it was merged into, as the dataset's pairs read it.
-        parent = dict(Instance.objects.exclude(merged_into=None).values_list("pk", "merged_into_id"))
-        instance_ids = set(active)
-        for instance_id in parent:
-            root, steps = instance_id, 0
-            while root in parent and steps < len(parent):  # a merge chain can't loop; the bound only guards
-                root, steps = parent[root], steps + 1
-            if root in active:
-                instance_ids.add(instance_id)
-                if root in key_of_instance:
-                    key_of_instance[instance_id] = key_of_instance[root]
+        instance_ids = instances_with_merged(products, key_of_instance)
         gold_answers = _GoldAnswers(
             truth=truth, key_of_instance=key_of_instance, external_id={pk: e for pk, e, _, _ in products}
         )
@@ -191,9 +202,13 @@ def _fallback(task: ReviewTask) -> str:
 
 
 def _queue_answer(kind: str, *, source: str, truth: dict | None, work: _Work) -> int:
-    """One pass over a queue: oracle 1 answers every task of the source it is served, then oracle 2 the
-    tasks that still need a decision, and so on. Returns how many decisions it submitted."""
+    """One pass over a queue: oracle 1 (or the first noisy annotator) answers every task of the source it is
+    served, then the next one the tasks that still need a decision, and so on. Returns how many decisions it
+    submitted."""
     answers = _Answers.now(source=source, truth=truth)
+    if kind == work.overlap_kind:
+        # Every pass, not once: a pass over an earlier queue may have sent this one new tasks at overlap one.
+        demo_overlap_raise(tasks=ReviewTask.objects.filter(answers.scope(kind, source), kind=kind))
     open_tasks = ReviewTask.objects.filter(
         answers.scope(kind, source), kind=kind, status=ReviewTask.Status.OPEN
     )
@@ -202,55 +217,58 @@ def _queue_answer(kind: str, *, source: str, truth: dict | None, work: _Work) ->
     required = list(regular.values_list("required_decisions", flat=True))
     if not required:
         return 0  # gold tasks only: they never close, and the queue serves them only among regular ones
-    oracles = min(ORACLES_MAX, max(required))
+    reviewers = work.reviewers(kind, needed=min(ORACLES_MAX, max(required)))
+    verdicts = queue_definition(kind).verdicts
     action_of = {}
     for action in queue_definition(kind).actions:
         action_of.setdefault(action.verdict, action.code)  # the first button of each verdict
     gold_rate = review_queue_get(kind=kind).gold_rate
 
     submitted = 0
-    for number in range(1, oracles + 1):
-        if not regular.exists():  # a fresh query: all decided by the oracles before this one
+    for username, mistakes in reviewers:
+        if not regular.exists():  # a fresh query: all decided by the reviewers before this one
             break
-        oracle = _oracle_user(number)
+        reviewer = _simulated_user(username)
         # Cards an interrupted run left held, and passes from a run over another source, would hide tasks.
-        for held in review_tasks_held(annotator=oracle, kind=kind):
-            review_task_release(annotator=oracle, task_id=held.pk)
-        review_skips_clear(annotator=oracle, kind=kind)
-        while not work.limit_reached(kind, number):
+        for held in review_tasks_held(annotator=reviewer, kind=kind):
+            review_task_release(annotator=reviewer, task_id=held.pk)
+        review_skips_clear(annotator=reviewer, kind=kind)
+        while not work.limit_reached(kind, username):
             # The page's draw (gold at the queue's rate), made here from the seeded generator: with a rate of
             # 1.0 the service serves a gold task whenever one is left, with 0.0 never; either way it is
             # the service that picks and leases the task.
             wants_gold = work.rng.random() < gold_rate
-            task = review_task_claim_one(annotator=oracle, kind=kind, gold_rate=1.0 if wants_gold else 0.0)
+            task = review_task_claim_one(annotator=reviewer, kind=kind, gold_rate=1.0 if wants_gold else 0.0)
             if task is None:
                 break
             if task.pk not in in_scope:
-                review_task_skip(annotator=oracle, task_id=task.pk)  # another source's task
+                review_task_skip(annotator=reviewer, task_id=task.pk)  # another source's task
                 continue
             verdict = answers.verdict(task)
+            if mistakes is not None:
+                verdict = mistakes.verdict(verdict, task=task, verdicts=verdicts, seed=work.seed)
             try:
                 review_decision_submit(
-                    annotator=oracle,
+                    annotator=reviewer,
                     task_id=task.pk,
                     submission_key=task.lease_token,
                     action=action_of[verdict],
                 )
             except DecisionRejected:
                 # Closed meanwhile (e.g. by a merge a person made) or the lease was lost: not ours to answer.
-                review_task_skip(annotator=oracle, task_id=task.pk)
+                review_task_skip(annotator=reviewer, task_id=task.pk)
                 continue
             submitted += 1
             work.counts[f"{kind}_gold" if task.is_gold else kind][verdict] += 1
             if not task.is_gold:
-                work.answered[kind, number] += 1
-        review_skips_clear(annotator=oracle, kind=kind)
+                work.answered[kind, username] += 1
+        review_skips_clear(annotator=reviewer, kind=kind)
     return submitted
 
 
-def _oracle_user(number: int) -> AbstractBaseUser:
-    """The oracle account ``number``, an annotator without a password (nobody logs in as it)."""
-    user, created = get_user_model().objects.get_or_create(username=ORACLE_USERNAME.format(number=number))
+def _simulated_user(username: str) -> AbstractBaseUser:
+    """A simulated annotator's account, an annotator without a password (nobody logs in as it)."""
+    user, created = get_user_model().objects.get_or_create(username=username)
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])

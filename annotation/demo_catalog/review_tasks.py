@@ -35,7 +35,7 @@ interrupted run leaves a consistent part done, and the next run completes it.
 import json
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +54,7 @@ from annotation.demo_catalog.generator import (
     view_render,
     view_sample,
 )
-from annotation.models import Image, Product, ReviewStatus, ReviewTask, TaskKind
+from annotation.models import Image, Instance, Product, ReviewStatus, ReviewTask, TaskKind
 from annotation.review.task_creation import (
     DuplicateCandidate,
     FlaggedPair,
@@ -178,10 +178,21 @@ def demo_review_tasks_create(
 
 
 def demo_gold_tasks_create(
-    *, ground_truth_path: Path | None, source: str, seed: int = 0, gold_per_queue: int = GOLD_PER_QUEUE
+    *,
+    ground_truth_path: Path | None,
+    source: str,
+    seed: int = 0,
+    gold_per_queue: int = GOLD_PER_QUEUE,
+    kinds: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """Only the gold copies: for queues filled by the mining stage, the tasks whose answer the ground truth
-    (or, without it, the folder layout) knows. Returns ``<queue>_gold`` counts."""
+    (or, without it, the folder layout) knows. Returns ``<queue>_gold`` counts.
+
+    ``kinds`` tops up only those queues, e.g. more gold for the queue the demo answers with overlap, where
+    the simulated annotators make mistakes and four gold tasks would rarely catch one."""
+    unknown = set(kinds or ()) - set(TaskKind.values)
+    if unknown:
+        raise DemoReviewTasksError(f"no review queue {sorted(unknown)[0]!r}")
     products = _source_products(source)
     truth = _truth_load(ground_truth_path, {external_id for _, external_id, _, _ in products})
     return _gold_tasks_create(
@@ -190,6 +201,7 @@ def demo_gold_tasks_create(
         key_of_instance=_instance_keys(products, truth),
         seed=seed,
         gold_per_queue=gold_per_queue,
+        kinds=kinds,
     )
 
 
@@ -211,9 +223,13 @@ def _gold_tasks_create(
     key_of_instance: dict[int, str],
     seed: int,
     gold_per_queue: int,
+    kinds: Sequence[str] | None = None,
 ) -> dict[str, int]:
     source_product_ids = [pk for pk, _, _, _ in products]
-    instance_ids = sorted({instance_id for _, _, instance_id, _ in products})
+    # With the instances merged away since: their tasks and gold copies still count for the source, so a run
+    # after the duplicate queue merged some neither loses sight of those gold copies nor tops them up again.
+    key_of_instance = dict(key_of_instance)
+    instance_ids = sorted(instances_with_merged(products, key_of_instance))
     answers = _GoldAnswers(
         truth=truth, key_of_instance=key_of_instance, external_id={pk: e for pk, e, _, _ in products}
     )
@@ -226,6 +242,8 @@ def _gold_tasks_create(
     rng = np.random.default_rng((seed, _STREAM_GOLD))
     counts = {}
     for kind, scope in scopes.items():
+        if kinds is not None and kind.value not in kinds:
+            continue
         counts[f"{kind.value}_gold"] = _gold_create(
             kind=kind, scope=scope, answer=answers.for_kind(kind), total=gold_per_queue, rng=rng
         )
@@ -260,6 +278,29 @@ def _instance_keys(products: list[tuple[int, str, int, int]], truth: dict | None
         elif external_id in truth["products"]:
             keys[instance_id] = truth["products"][external_id]["instance"]
     return keys
+
+
+def instances_with_merged(
+    products: list[tuple[int, str, int, int]], key_of_instance: dict[int, str]
+) -> set[int]:
+    """The source's instances and those merged into them since; adds the merged-away ones to
+    ``key_of_instance`` with the key of the instance they ended up in.
+
+    A hard-negative or synthetic task may still name an instance merged away: it stands for the instance it
+    was merged into, as the dataset's pairs read it.
+    """
+    active = {instance_id for _, _, instance_id, _ in products}
+    parent = dict(Instance.objects.exclude(merged_into=None).values_list("pk", "merged_into_id"))
+    instance_ids = set(active)
+    for instance_id in parent:
+        root, steps = instance_id, 0
+        while root in parent and steps < len(parent):  # a merge chain can't loop; the bound only guards
+            root, steps = parent[root], steps + 1
+        if root in active:
+            instance_ids.add(instance_id)
+            if root in key_of_instance:
+                key_of_instance[instance_id] = key_of_instance[root]
+    return instance_ids
 
 
 # --- similarity ------------------------------------------------------------------------------------------

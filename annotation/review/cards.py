@@ -24,6 +24,14 @@ class Panel:
     more: int = 0  # images not shown
     highlighted: dict[int, float] = field(default_factory=dict)  # image id -> similarity of a flagged pair
     generated: bool = False
+    # Every image of the panel's side, the hidden ones too: the compare view's grid shows them all.
+    every: list[Image] = field(default_factory=list)
+
+    @property
+    def side_images(self) -> list[Image]:
+        """The featured image first, then the others, each once."""
+        images = ([self.featured] if self.featured else []) + (self.every or self.images)
+        return list({image.pk: image for image in images}.values())
 
 
 @dataclass
@@ -31,6 +39,15 @@ class FlaggedPair:
     left: Image
     right: Image
     similarity: float
+
+
+@dataclass
+class ComparePair:
+    """Two images the compare view puts side by side; the similarity is known for mined pairs only."""
+
+    left: Image
+    right: Image
+    similarity: float | None = None
 
 
 @dataclass
@@ -45,24 +62,46 @@ class Card:
     def template(self) -> str:
         return "review/_card.html"
 
+    @property
+    def compare_pairs(self) -> list[ComparePair]:
+        """The pairs the compare view steps through, the one it opens on first.
 
-def cards_build(tasks: list[ReviewTask]) -> list[Card]:
-    """Cards for the tasks, in the same order. Four queries whatever the number of tasks."""
+        Mined cards: their flagged pairs, most similar first. An image under review or a generated image:
+        against each image of the other side. Otherwise the first image of each side.
+        """
+        if self.flagged:
+            return [ComparePair(pair.left, pair.right, pair.similarity) for pair in self.flagged]
+        left, right = self.left.side_images, self.right.side_images
+        if self.left.featured and right:
+            return [ComparePair(self.left.featured, image) for image in right]
+        if self.right.featured and left:
+            return [ComparePair(image, self.right.featured) for image in left]
+        return [ComparePair(left[0], right[0])] if left and right else []
+
+
+# What a card shows of its task's subject, joined into the query that reads the tasks.
+CARD_RELATED = (
+    "image__product__category",
+    "image__generated_for__category",
+    "product_a__category",
+    "product_b__category",
+    "instance__category",
+    "candidate_instance__category",
+)
+
+
+def cards_build(tasks: list[ReviewTask], *, loaded: bool = False) -> list[Card]:
+    """Cards for the tasks, in the same order: two queries whatever the number of tasks, one when the tasks
+    were read with ``select_related(*CARD_RELATED)`` (``loaded``)."""
     if not tasks:
         return []
     order = {task.pk: index for index, task in enumerate(tasks)}
-    tasks = list(
-        ReviewTask.objects.filter(pk__in=[task.pk for task in tasks])
-        .select_related(
-            "image__product__category",
-            "image__generated_for__category",
-            "product_a__category",
-            "product_b__category",
-            "instance__category",
-            "candidate_instance__category",
+    if not loaded:
+        tasks = list(
+            ReviewTask.objects.filter(pk__in=[task.pk for task in tasks])
+            .select_related(*CARD_RELATED)
+            .order_by()
         )
-        .order_by()
-    )
     product_ids, instance_ids = set(), set()
     for task in tasks:
         if task.kind == TaskKind.IMAGE_VERIFICATION:
@@ -107,7 +146,7 @@ def cards_build(tasks: list[ReviewTask]) -> list[Card]:
 
 def _panel(heading: str, subheading: str, images: list[Image], *, featured: Image | None = None) -> Panel:
     shown = images[:PANEL_IMAGES]
-    return Panel(heading, subheading, featured, shown, max(0, len(images) - len(shown)))
+    return Panel(heading, subheading, featured, shown, max(0, len(images) - len(shown)), every=list(images))
 
 
 def _verification_card(task: ReviewTask, context: dict) -> Card:
@@ -196,4 +235,4 @@ def _flag(card: Card, left_images: list[Image], right_images: list[Image]) -> No
             images, key=lambda image: (image.pk not in panel.highlighted, -panel.highlighted.get(image.pk, 0))
         )
         shown = ordered[:PANEL_IMAGES]
-        panel.images, panel.more = shown, max(0, len(ordered) - len(shown))
+        panel.images, panel.more, panel.every = shown, max(0, len(ordered) - len(shown)), ordered

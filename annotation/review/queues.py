@@ -9,10 +9,15 @@ from dataclasses import dataclass
 
 from annotation.models import TaskKind
 
-SKIP, UNDO, HELP = "skip", "undo", "help"
-# Keys of the page itself, the same in every queue unless the user changes them.
-COMMAND_KEYS = {SKIP: "n", UNDO: "u", HELP: "?"}
-COMMAND_LABELS = {SKIP: "Skip this task", UNDO: "Undo my last decision", HELP: "Show or hide the keys"}
+SKIP, UNDO, COMPARE, HELP = "skip", "undo", "compare", "help"
+# Keys of the page itself, the same in every queue unless the user changes them. No queue's action uses "v".
+COMMAND_KEYS = {SKIP: "n", UNDO: "u", COMPARE: "v", HELP: "?"}
+COMMAND_LABELS = {
+    SKIP: "Skip this task",
+    UNDO: "Undo my last decision",
+    COMPARE: "Compare side by side at full size",
+    HELP: "Show or hide the keys",
+}
 
 # Keys the browser or the page need for themselves.
 RESERVED_KEYS = {"Escape", "Tab", "Enter", " ", "F5"}

@@ -1,10 +1,15 @@
-"""Template helpers of the review pages: responsive image tags and dictionary lookups."""
+"""Template helpers of the review pages: responsive image tags, the compare view's data and dictionary
+lookups."""
+
+import json
 
 from django import template
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
-from annotation.models import Image
+from annotation.models import Image, TaskKind
+from annotation.review.cards import Card, Panel
 from annotation.services.thumbnails import THUMBNAIL_WIDTHS
 
 register = template.Library()
@@ -14,8 +19,8 @@ register = template.Library()
 def review_img(image: Image, sizes: str = "320px", loading: str = "lazy", css_class: str = "") -> str:
     """An <img> whose srcset offers the thumbnail widths smaller than the original, and the original.
 
-    The browser picks the smallest file that fills the space at the screen's pixel density; a click opens
-    the original (``data-full``) in the zoom view, at full resolution.
+    The browser picks the smallest file that fills the space at the screen's pixel density. The original
+    (``data-full``) is only loaded by the compare view, which a click on the image opens.
     """
     widths = [width for width in THUMBNAIL_WIDTHS if width < image.width] + [image.width]
     srcset = ", ".join(f"{reverse('review:image', args=[image.pk, width])} {width}w" for width in widths)
@@ -33,6 +38,49 @@ def review_img(image: Image, sizes: str = "320px", loading: str = "lazy", css_cl
         css_class,
         image.pk,
     )
+
+
+# Characters that could end the <script> element or open a comment inside it, as JSON escapes.
+_SCRIPT_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
+
+
+@register.simple_tag
+def compare_data(card: Card) -> SafeString:
+    """What the compare view (static/js/compare.js) needs of the card, as a JSON <script> inside it.
+
+    Cards reach the page as HTML (rendered here, or sent later as JSON-wrapped HTML), so the card carries its
+    own data: both sides with every image (the originals' URLs, loaded only once the view opens) and the
+    pairs to step through, the best first.
+    """
+    verifying = card.queue.kind == TaskKind.IMAGE_VERIFICATION
+    data = {
+        "task": card.task.pk,
+        "kind": card.queue.kind,
+        "sides": [_compare_side(card.left, "A", verifying), _compare_side(card.right, "B")],
+        "pairs": [[pair.left.pk, pair.right.pk, pair.similarity] for pair in card.compare_pairs],
+    }
+    text = json.dumps(data, separators=(",", ":")).translate(_SCRIPT_ESCAPES)
+    return mark_safe(f'<script type="application/json" class="compare-data">{text}</script>')  # escaped above
+
+
+def _compare_side(panel: Panel, label: str, under_review: bool = False) -> dict:
+    return {
+        "label": label,
+        # The card's layout says which image is under review; the view's header has to say it in words.
+        "heading": f"Under review: {panel.heading}" if under_review else panel.heading,
+        "generated": panel.generated,
+        "images": [
+            {
+                "id": image.pk,
+                "full": image.file.url,
+                "thumb": reverse("review:image", args=[image.pk, THUMBNAIL_WIDTHS[0]]),
+                "width": image.width,
+                "height": image.height,
+                "title": image.product.title if image.product_id else "generated image",
+            }
+            for image in panel.side_images
+        ],
+    }
 
 
 @register.filter

@@ -3,33 +3,49 @@
 // The first card of #deck is the one on screen; the next one is already in the page (prefetched), so a
 // key press shows it at once. The answer goes into an outbox kept in localStorage and is sent in the
 // background, one request at a time, in order. A request that fails for a network or server reason stays
-// in the outbox and is retried; a closed tab sends it on the next visit. Each answer carries the lease
-// token of its card, so sending it twice records it once.
+// in the outbox and is retried; a closed tab's outbox is sent by the next page of the queue. Each answer
+// carries the lease token of its card, so sending it twice records it once.
+//
+// An answer goes only to the card that was on screen: a key or click counts once the card has been painted
+// and on screen for MIN_SEEN_MS (nobody judges a pair faster), a held-down key's repeats and the second
+// click of a double click count for nothing. A different answer to a task already answered (another tab, an
+// old page) comes back as a conflict, shown on that card until the annotator keeps the recorded answer or
+// changes it.
 (() => {
   "use strict";
+
+  const MIN_SEEN_MS = 100;
+  const TAB_ALIVE_MS = 20000;
 
   const config = JSON.parse(document.getElementById("review-config").textContent);
   const deck = document.getElementById("deck");
   const loading = document.getElementById("loading");
   const empty = document.getElementById("empty");
   const help = document.getElementById("help");
-  const zoom = document.getElementById("zoom");
   const paused = document.getElementById("paused");
   const notices = document.getElementById("notices");
   const saveStatus = document.getElementById("save-status");
   const sessionCount = document.getElementById("session-count");
   const csrfToken = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
 
-  const outboxKey = `twin-review-outbox:${config.user}:${config.kind}`;
   const actionByKey = {};
   for (const [name, key] of Object.entries(config.keys)) actionByKey[key] = name;
+
+  // Each tab keeps its own outbox (two tabs must not overwrite each other's unsent answers); a tab that
+  // closed with answers unsent leaves them for the next page of this queue to adopt.
+  const outboxPrefix = `twin-review-outbox:${config.user}:${config.kind}`;
+  const tabId = tabIdentity();
+  const outboxKey = `${outboxPrefix}:${tabId}`;
+  const aliveKey = (id) => `twin-review-alive:${config.user}:${config.kind}:${id}`;
 
   let outbox = loadOutbox();
   let sending = false;
   let retryDelay = 1000;
   let retryTimer = null;
-  let shownTask = null;
-  let shownAt = performance.now();
+  let failure = null; // {reason, seconds} of the last failed send, until a send goes through
+  let shownCard = null; // the element on screen: a card put back (undo, conflict) is a new one, seen anew
+  let shownAt = Infinity; // when the card on screen was first painted; input before then + MIN_SEEN_MS is ignored
+  let pointerDown = null; // {card, at}: where the last press of the mouse began
   let lastActivity = Date.now();
   let isPaused = false;
   let waitingForCards = false;
@@ -38,12 +54,50 @@
 
   // --- outbox ---------------------------------------------------------------------------------------
 
-  function loadOutbox() {
+  function tabIdentity() {
+    let id = null;
     try {
-      return JSON.parse(localStorage.getItem(outboxKey) || "[]");
+      id = sessionStorage.getItem("twin-review-tab");
+      if (!id) {
+        id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+        sessionStorage.setItem("twin-review-tab", id);
+      }
+    } catch {
+      id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+    }
+    return id;
+  }
+
+  function readEntries(key) {
+    try {
+      const entries = JSON.parse(localStorage.getItem(key) || "[]");
+      return Array.isArray(entries) ? entries : [];
     } catch {
       return [];
     }
+  }
+
+  function loadOutbox() {
+    const entries = readEntries(outboxKey);
+    // Adopt the outboxes of tabs of this queue that are gone (no sign of life for TAB_ALIVE_MS), and the
+    // one an older version of this page kept under the queue's key alone.
+    try {
+      for (let index = localStorage.length - 1; index >= 0; index -= 1) {
+        const key = localStorage.key(index);
+        if (!key || key === outboxKey || !(key === outboxPrefix || key.startsWith(`${outboxPrefix}:`))) continue;
+        const otherTab = key.slice(outboxPrefix.length + 1);
+        const alive = Number(localStorage.getItem(aliveKey(otherTab)) || 0);
+        if (otherTab && Date.now() - alive < TAB_ALIVE_MS) continue;
+        for (const entry of readEntries(key)) {
+          if (!entries.some((mine) => mine.type === entry.type && mine.task === entry.task)) entries.push(entry);
+        }
+        localStorage.removeItem(key);
+        localStorage.removeItem(aliveKey(otherTab));
+      }
+    } catch {
+      // Storage disabled: this page's outbox lives in memory only.
+    }
+    return entries;
   }
 
   function saveOutbox() {
@@ -54,20 +108,39 @@
     }
   }
 
+  function signOfLife() {
+    try {
+      localStorage.setItem(aliveKey(tabId), String(Date.now()));
+    } catch {
+      // nothing to do: the other tabs will adopt this one's outbox only once it is really gone
+    }
+  }
+
   function pendingIds() {
     return outbox.map((entry) => String(entry.task));
   }
 
+  function deckCards() {
+    return [...deck.querySelectorAll(".review-card")];
+  }
+
   function deckIds() {
-    return [...deck.querySelectorAll(".review-card")].map((card) => card.dataset.task);
+    return deckCards().map((card) => card.dataset.task);
+  }
+
+  // Cards the page holds a lease for (a card in conflict was answered already: the server holds it for nobody).
+  function leasedIds() {
+    return deckCards()
+      .filter((card) => !card.classList.contains("in-conflict"))
+      .map((card) => card.dataset.task);
   }
 
   function have() {
     return [...new Set([...deckIds(), ...pendingIds()])].join(",");
   }
 
-  async function post(url, fields) {
-    const body = new URLSearchParams({ ...fields, have: have() });
+  async function post(url, fields, haveIds = have()) {
+    const body = new URLSearchParams({ ...fields, have: haveIds });
     return fetch(url, {
       method: "POST",
       body,
@@ -76,8 +149,8 @@
     });
   }
 
-  // Sends the outbox in order. Business refusals (lease lost, task closed) are shown and dropped; network
-  // and server failures keep the entry and retry with backoff.
+  // Sends the outbox in order. Business refusals (lease lost, task closed) are shown and dropped, a conflict
+  // is shown on its card; network and server failures keep the entry and retry with backoff.
   async function flush() {
     if (sending || isPaused) return;
     sending = true;
@@ -109,7 +182,8 @@
       outbox.shift();
       saveOutbox();
       retryDelay = 1000;
-      if (!data || !data.ok) notify((data && data.message) || "That answer was not recorded.", "error");
+      failure = null;
+      settle(entry, data);
       if (data && data.cards !== undefined) addCards(data.cards, data.held);
     }
     sending = false;
@@ -117,23 +191,48 @@
     afterDeckChange();
   }
 
+  // What the server said of one sent entry.
+  function settle(entry, data) {
+    const ok = Boolean(data && data.ok);
+    if (entry.type === "decide" && !ok) {
+      countDecided(-1);
+      if (data && data.code === "conflict" && data.conflict) {
+        showConflict(entry, data.conflict, data.message);
+        return;
+      }
+    }
+    if (entry.type === "change" && ok) {
+      countDecided(data.changed ? 1 : 0);
+      notify(data.message, "info");
+      return;
+    }
+    if (!ok) notify((data && data.message) || "That answer was not recorded.", "error");
+  }
+
   function failLater(reason) {
     sending = false;
-    const seconds = Math.round(retryDelay / 1000);
-    saveStatus.className = "save-status failed";
-    saveStatus.textContent = `${outbox.length} not saved yet. ${reason} Retrying in ${seconds} s`;
+    failure = { reason, seconds: Math.round(retryDelay / 1000) };
     retryTimer = setTimeout(flush, retryDelay);
     retryDelay = Math.min(retryDelay * 2, 30000);
     afterDeckChange();
   }
 
+  // "All saved" only when every answer of this page is recorded: nothing waits in the outbox and no card
+  // waits for a choice after a conflict.
   function showSaveStatus() {
-    if (!outbox.length) {
-      saveStatus.className = "save-status saved";
-      saveStatus.textContent = "All saved";
-    } else {
+    const conflicts = deck.querySelectorAll(".review-card.in-conflict").length;
+    if (outbox.length && failure) {
+      saveStatus.className = "save-status failed";
+      saveStatus.textContent = `${outbox.length} not saved yet. ${failure.reason} Retrying in ${failure.seconds} s`;
+    } else if (outbox.length) {
       saveStatus.className = "save-status saving";
       saveStatus.textContent = `Saving ${outbox.length}…`;
+    } else if (conflicts) {
+      saveStatus.className = "save-status failed";
+      saveStatus.textContent = `${conflicts} answer${conflicts > 1 ? "s" : ""} in conflict: choose below`;
+    } else {
+      saveStatus.className = "save-status saved";
+      saveStatus.textContent = "All saved";
     }
   }
 
@@ -161,21 +260,40 @@
 
   function afterDeckChange() {
     const card = currentCard();
-    if (card && card.dataset.task !== shownTask) {
-      shownTask = card.dataset.task;
-      shownAt = performance.now();
+    if (card && card !== shownCard) {
+      shownCard = card;
+      shownAt = Infinity;
+      delete card.dataset.seen; // it may have been on screen before (an undo put another card over it)
       card.scrollIntoView({ block: "nearest" });
+      // Two frames: the first callback runs before the paint that shows the card, the second after it.
+      requestAnimationFrame(() =>
+        requestAnimationFrame(() => {
+          if (currentCard() !== card) return;
+          shownAt = performance.now();
+          // Says when the card takes answers (the browser tests wait for it; a person never notices).
+          setTimeout(() => {
+            if (currentCard() === card) card.dataset.seen = "1";
+          }, MIN_SEEN_MS);
+        }),
+      );
     }
     const busy = sending || outbox.length > 0 || waitingForCards;
     loading.hidden = Boolean(card) || !busy;
     empty.hidden = Boolean(card) || busy;
-    if (!card && !busy) shownTask = null;
+    if (!card) shownCard = null;
+    showSaveStatus();
+  }
+
+  // Whether an input made at ``time`` (an event's timeStamp) was made looking at the card on screen.
+  function seenLongEnough(time) {
+    return time - shownAt >= MIN_SEEN_MS;
   }
 
   function takeCurrent(type, fields) {
     const card = currentCard();
     if (!card) return;
     card.remove();
+    delete card.dataset.seen;
     outbox.push({
       type,
       task: card.dataset.task,
@@ -184,26 +302,34 @@
       html: card.outerHTML,
     });
     saveOutbox();
-    showSaveStatus(); // counts this answer too while an earlier one is still being sent
-    afterDeckChange();
+    afterDeckChange(); // counts this answer too while an earlier one is still being sent
     flush();
   }
 
   function decide(action) {
     const card = currentCard();
     if (!card || !card.querySelector(`[data-action="${action}"]`)) return;
+    if (card.classList.contains("in-conflict")) {
+      resolveConflict(card, action);
+      return;
+    }
     const duration = Math.round(performance.now() - shownAt);
     takeCurrent("decide", { action, duration_ms: duration });
-    decided += 1;
-    showSessionCount();
+    countDecided(1);
   }
 
-  function showSessionCount() {
+  function countDecided(change) {
+    decided = Math.max(0, decided + change);
     const minutes = (Date.now() - startedAt) / 60000;
     sessionCount.textContent = `${decided} done` + (minutes >= 1 ? ` · ${(decided / minutes).toFixed(1)}/min` : "");
   }
 
   function skip() {
+    const card = currentCard();
+    if (card && card.classList.contains("in-conflict")) {
+      resolveConflict(card, null);
+      return;
+    }
     takeCurrent("skip", {});
   }
 
@@ -214,9 +340,8 @@
     if (last && last !== inFlight) {
       outbox.pop();
       saveOutbox();
-      if (last.type === "decide") decided = Math.max(0, decided - 1);
-      showSessionCount();
-      restoreCard(last.html);
+      if (last.type === "decide") countDecided(-1);
+      restoreCard(last.html, last.type === "decide" ? last.fields.action : null);
       notify("Taken back before it was sent.", "info");
       showSaveStatus();
       return;
@@ -234,20 +359,40 @@
       notify((data && data.message) || "Undo failed.", "error");
       return;
     }
-    decided = Math.max(0, decided - 1);
-    showSessionCount();
-    if (data.card) restoreCard(data.card);
+    countDecided(-1);
+    if (data.card) restoreCard(data.card, data.action);
     notify(data.message, "info");
   }
 
-  function restoreCard(html) {
+  // Puts a card back on top of the deck; ``previous``: the answer it had, marked on its button.
+  function restoreCard(html, previous) {
     const template = document.createElement("template");
     template.innerHTML = html.trim();
     const card = template.content.querySelector(".review-card");
     if (!card) return;
+    delete card.dataset.seen;
     deck.querySelector(`.review-card[data-task="${card.dataset.task}"]`)?.remove();
+    for (const button of card.querySelectorAll(".action.previous")) button.classList.remove("previous");
+    card.querySelector(".previous-answer")?.remove();
+    const button = previous && card.querySelector(`.action[data-action="${previous}"]`);
+    if (button) {
+      button.classList.add("previous");
+      const note = document.createElement("p");
+      note.className = "previous-answer";
+      note.textContent = `You had answered “${actionLabel(button)}”. Answer again.`;
+      card.querySelector(".card-head").after(note);
+    }
     deck.prepend(card);
     afterDeckChange();
+  }
+
+  // A button's label without its key cap.
+  function actionLabel(button) {
+    return [...button.childNodes]
+      .filter((node) => node.nodeType === Node.TEXT_NODE)
+      .map((node) => node.textContent)
+      .join("")
+      .trim();
   }
 
   function drained() {
@@ -273,6 +418,93 @@
     }
   }
 
+  // --- conflicts -------------------------------------------------------------------------------------------
+
+  // The answer of ``entry`` met another one recorded before it: the card comes back on top of the deck and
+  // says what was recorded, by whom and when. The annotator keeps that answer or changes it to theirs (or to
+  // a third: any answer key on the card); a recorded answer of someone else can only be acknowledged.
+  function showConflict(entry, conflict, message) {
+    const template = document.createElement("template");
+    template.innerHTML = entry.html.trim();
+    const card = template.content.querySelector(".review-card");
+    if (!card) {
+      notify(message, "error");
+      return;
+    }
+    delete card.dataset.seen;
+    deck.querySelector(`.review-card[data-task="${card.dataset.task}"]`)?.remove();
+    card.classList.add("in-conflict");
+    card.dataset.conflict = JSON.stringify(conflict);
+    card.querySelector(".previous-answer")?.remove();
+    for (const button of card.querySelectorAll(".action")) button.classList.remove("previous", "recorded", "yours");
+    card.querySelector(`.action[data-action="${conflict.action}"]`)?.classList.add("recorded");
+    card.querySelector(`.action[data-action="${conflict.given}"]`)?.classList.add("yours");
+
+    const when = new Date(conflict.at);
+    const at = Number.isNaN(when.getTime())
+      ? conflict.at
+      : when.toLocaleString([], { dateStyle: "medium", timeStyle: "medium" });
+    const banner = document.createElement("section");
+    banner.className = "conflict-banner";
+    banner.setAttribute("role", "alert");
+    const title = document.createElement("h3");
+    title.textContent = "This answer was not recorded: the task already has one";
+    const text = document.createElement("p");
+    const who = conflict.mine ? "by you (in another tab or an earlier page)" : `by ${conflict.by}`;
+    text.textContent =
+      `Recorded: “${conflict.label}”, ${who}, ${at}. You answered: “${conflict.given_label}”.` +
+      (conflict.can_change
+        ? " Press the key of the answer that should stand, or choose:"
+        : " It is not yours to change.");
+    const choices = document.createElement("div");
+    choices.className = "conflict-choices";
+    choices.append(conflictButton("keep", conflict.can_change ? `Keep “${conflict.label}”` : "OK, go on"));
+    if (conflict.can_change) {
+      choices.append(conflictButton("change", `Change to “${conflict.given_label}”`));
+    }
+    banner.append(title, text, choices);
+    card.querySelector(".card-head").after(banner);
+    deck.prepend(card);
+    afterDeckChange();
+  }
+
+  function conflictButton(choice, label) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = `action conflict-${choice}`;
+    button.dataset.conflictChoice = choice;
+    button.textContent = label;
+    return button;
+  }
+
+  // ``action``: the answer that should stand (null or the recorded one: keep what was recorded).
+  function resolveConflict(card, action) {
+    const conflict = JSON.parse(card.dataset.conflict);
+    const keep = action === null || action === conflict.action;
+    if (!keep && !conflict.can_change) {
+      notify(`Task #${card.dataset.task} was decided by ${conflict.by}; it is not yours to change.`, "info");
+      return;
+    }
+    card.remove();
+    if (keep) {
+      notify(`Task #${card.dataset.task}: “${conflict.label}” stays recorded.`, "info");
+      afterDeckChange();
+      return;
+    }
+    card.classList.remove("in-conflict");
+    card.querySelector(".conflict-banner")?.remove();
+    outbox.push({
+      type: "change",
+      task: card.dataset.task,
+      url: config.urls.change,
+      fields: { task: card.dataset.task, decision: conflict.decision, action },
+      html: card.outerHTML,
+    });
+    saveOutbox();
+    afterDeckChange();
+    flush();
+  }
+
   // --- heartbeat and idling ----------------------------------------------------------------------------
 
   async function heartbeat() {
@@ -283,20 +515,21 @@
     }
     let data;
     try {
-      const response = await post(config.urls.heartbeat, {});
+      const response = await post(config.urls.heartbeat, {}, leasedIds().join(","));
       data = await response.json();
     } catch {
       return; // the next beat tries again; the lease has room for a few missed beats
     }
     for (const lost of data.lost || []) {
       if (pendingIds().includes(String(lost))) continue;
-      const card = deck.querySelector(`.review-card[data-task="${lost}"]`);
+      const card = deck.querySelector(`.review-card[data-task="${lost}"]:not(.in-conflict)`);
       if (card) {
         card.remove();
         notify(`Task #${lost} went to someone else while you were away.`, "info");
       }
     }
-    if (deck.querySelectorAll(".review-card").length < 2) refill();
+    afterDeckChange();
+    if (leasedIds().length < 2) refill();
   }
 
   function pause() {
@@ -321,22 +554,29 @@
     if (tone !== "error") setTimeout(() => item.remove(), 6000);
   }
 
-  function openZoom(src) {
-    zoom.querySelector("img").src = src;
-    zoom.hidden = false;
+  // The compare view (compare.js) owns its overlay and its keys; the deck only asks it to open.
+  function openCompare(image) {
+    const card = currentCard();
+    if (!card) return;
+    document.dispatchEvent(new CustomEvent("review:compare", { detail: { card, image: image || null } }));
+  }
+
+  function comparing() {
+    return document.body.classList.contains("comparing");
   }
 
   function closeOverlays() {
     help.hidden = true;
-    zoom.hidden = true;
   }
 
   // --- input ---------------------------------------------------------------------------------------------
 
   function run(name) {
     if (name === "help") {
-      zoom.hidden = true;
       help.hidden = !help.hidden;
+    } else if (name === "compare") {
+      help.hidden = true;
+      openCompare(null);
     } else if (name === "undo") {
       undo();
     } else if (name === "skip") {
@@ -346,12 +586,18 @@
     }
   }
 
+  // Commands that act on the card on screen must wait until it has been seen; help, undo and compare don't.
+  function actsOnCard(name) {
+    return name !== "help" && name !== "undo" && name !== "compare";
+  }
+
   document.addEventListener("keydown", (event) => {
     lastActivity = Date.now();
     if (isPaused) {
       window.location.reload();
       return;
     }
+    if (comparing()) return;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.target.closest("input, textarea, select")) return;
     if (event.key === "Escape") {
@@ -364,28 +610,56 @@
     event.preventDefault();
     // A held-down key repeats; one press is one answer.
     if (event.repeat) return;
+    if (actsOnCard(name) && !seenLongEnough(event.timeStamp)) {
+      notify("That key came as the next card appeared: it was not applied to it.", "info");
+      return;
+    }
     if (name !== "help" && !help.hidden) help.hidden = true;
-    if (!zoom.hidden && name !== "help") zoom.hidden = true;
     run(name);
   });
 
+  document.addEventListener(
+    "pointerdown",
+    (event) => {
+      pointerDown = { card: event.target.closest(".review-card"), at: event.timeStamp };
+    },
+    true,
+  );
+
   document.addEventListener("click", (event) => {
     lastActivity = Date.now();
-    const button = event.target.closest("[data-action], [data-command]");
+    const choice = event.target.closest("[data-conflict-choice]");
+    const button = choice || event.target.closest("[data-action], [data-command]");
     if (button) {
       const card = button.closest(".review-card");
       if (card && card !== currentCard()) return;
+      if (card) {
+        // The second click of a double click, or a press that began before this card was on screen (on the
+        // card it replaced), is not an answer to it.
+        const began = pointerDown && event.detail > 0 ? pointerDown : null;
+        if (event.detail > 1 || (began && (began.card !== card || !seenLongEnough(began.at)))) {
+          if (event.detail <= 2) notify("A second click as the next card appeared was not applied to it.", "info");
+          return;
+        }
+      }
+      if (choice) {
+        const conflict = JSON.parse(card.dataset.conflict);
+        resolveConflict(card, choice.dataset.conflictChoice === "change" ? conflict.given : null);
+        return;
+      }
       run(button.dataset.action || button.dataset.command);
       return;
     }
-    const image = event.target.closest("img[data-full]");
-    if (image && !zoom.contains(image)) {
-      openZoom(image.dataset.full);
+    const image = event.target.closest(".review-card img[data-image]");
+    if (image && image.closest(".review-card") === currentCard()) {
+      openCompare(image.dataset.image);
       return;
     }
     if (event.target.closest(".overlay") && !event.target.closest(".overlay-box")) closeOverlays();
   });
 
+  // Any key counts as activity, those the compare view keeps for itself too (window's capture phase runs first).
+  window.addEventListener("keydown", () => (lastActivity = Date.now()), true);
   document.addEventListener("pointermove", () => {
     lastActivity = Date.now();
   });
@@ -398,6 +672,9 @@
   if (outbox.length) {
     notify(`Sending ${outbox.length} answer${outbox.length > 1 ? "s" : ""} from before the page was reloaded.`, "info");
   }
+  saveOutbox();
+  signOfLife();
+  setInterval(signOfLife, 5000);
   afterDeckChange();
   flush();
   setInterval(heartbeat, config.heartbeatSeconds * 1000);

@@ -62,7 +62,8 @@ def action_of_key(kind: str, key: str) -> str:
 
 
 def shown_task(page) -> int:
-    card = page.locator(DECK_CARDS).first
+    """The card on screen, once it takes answers (``data-seen``: painted and on screen for a moment)."""
+    card = page.locator(f"{SHOWN_CARD}[data-seen]")
     expect(card).to_be_visible()
     return int(card.get_attribute("data-task"))
 
@@ -256,7 +257,10 @@ def test_undo_brings_the_card_back_and_reverts_the_merge(catalog, new_page):
 
     page.keyboard.press("u")
     expect(page.locator(DECK_CARDS).first).to_have_attribute("data-task", str(task_id))
-    expect(notices).to_contain_text(f"Undid your answer on task #{task_id}")
+    expect(notices).to_contain_text(f"Undid your answer “Same instance: merge” on task #{task_id}")
+    # The card that came back says what the annotator had answered.
+    expect(page.locator(f"{SHOWN_CARD} .previous-answer")).to_contain_text("Same instance: merge")
+    expect(page.locator(f'{SHOWN_CARD} .action.previous[data-action="same"]')).to_have_count(1)
     assert deck_tasks(page)[0] == task_id and set(deck_tasks(page)) == {t.pk for t in tasks}
     expect(page.locator("#session-count")).to_have_text(re.compile(r"^0 done"))
 
@@ -429,36 +433,25 @@ def test_two_annotators_on_one_queue_never_see_the_same_task(catalog, new_page):
     assert by_task == {task: [pk] for pk, ids in seen.items() for task in ids}
 
 
-# --- 5. help and zoom ------------------------------------------------------------------------------------------
+# --- 5. help ------------------------------------------------------------------------------------------------
 
 
-def test_help_overlay_and_image_zoom(catalog, new_page):
+def test_the_help_overlay_lists_the_keys_and_answers_nothing(catalog, new_page):
+    """(Clicking an image opens the compare view: tests/browser/test_review_compare.py.)"""
     annotator = AnnotatorFactory(username="ann")
     [task] = catalog.image_tasks(1)
     page = new_page(annotator)
     page.goto(queue_url(TaskKind.IMAGE_VERIFICATION))
-    help_overlay, zoom = page.locator("#help"), page.locator("#zoom")
+    help_overlay = page.locator("#help")
     expect(help_overlay).to_be_hidden()
 
     page.keyboard.press("?")
     expect(help_overlay).to_be_visible()
     expect(help_overlay).to_contain_text("Unclear")
+    expect(help_overlay).to_contain_text("side by side")
     page.keyboard.press("Escape")
     expect(help_overlay).to_be_hidden()
 
-    featured = page.locator(f"{SHOWN_CARD} .featured img")
-    full = featured.get_attribute("data-full")
-    featured.click()
-    expect(zoom).to_be_visible()
-    expect(zoom.locator("img")).to_have_attribute("src", full)
-    # The full-size file is served to the signed-in annotator.
-    page.wait_for_function(
-        "() => { const i = document.querySelector('#zoom img'); return i.complete && i.naturalWidth > 0; }"
-    )
-    page.keyboard.press("Escape")
-    expect(zoom).to_be_hidden()
-
-    # Neither overlay answered anything.
     assert shown_task(page) == task.pk
     assert not ReviewDecision.objects.exists()
 

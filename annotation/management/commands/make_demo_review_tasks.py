@@ -1,4 +1,5 @@
-"""manage.py make_demo_review_tasks --source NAME [--ground-truth PATH] [--seed S] [--gold-per-queue N] [--gold-only]"""
+"""manage.py make_demo_review_tasks --source NAME [--ground-truth PATH] [--seed S] [--gold-per-queue N] [--gold-only
+[--kinds Q ...]]"""
 
 import time
 from pathlib import Path
@@ -39,24 +40,39 @@ class Command(BaseCommand):
             action="store_true",
             help="Only add gold copies of the tasks already in the queues (filled by the mining stage).",
         )
+        parser.add_argument(
+            "--kinds",
+            nargs="+",
+            choices=[kind.value for kind in TaskKind],
+            help="With --gold-only: only these queues (default: all four).",
+        )
 
     def handle(self, *args, **options) -> None:
         path = options["ground_truth"]
         if path is not None and not path.is_file():
             raise CommandError(f"no ground truth file at {path}")
+        if options["kinds"] and not options["gold_only"]:
+            raise CommandError("--kinds goes with --gold-only: the tasks of one queue feed the next")
+        arguments = {
+            "ground_truth_path": path,
+            "source": options["source"],
+            "seed": options["seed"],
+            "gold_per_queue": options["gold_per_queue"],
+        }
         started = time.monotonic()
-        create = demo_gold_tasks_create if options["gold_only"] else demo_review_tasks_create
         try:
-            counts = create(
-                ground_truth_path=path,
-                source=options["source"],
-                seed=options["seed"],
-                gold_per_queue=options["gold_per_queue"],
-            )
+            if options["gold_only"]:
+                counts = demo_gold_tasks_create(**arguments, kinds=options["kinds"])
+            else:
+                counts = demo_review_tasks_create(**arguments)
         except DemoReviewTasksError as exc:
             raise CommandError(str(exc)) from None
         if options["gold_only"]:
-            made = ", ".join(f"{counts[f'{kind.value}_gold']} {kind.label.lower()}" for kind in TaskKind)
+            made = ", ".join(
+                f"{counts[f'{kind.value}_gold']} {kind.label.lower()}"
+                for kind in TaskKind
+                if f"{kind.value}_gold" in counts
+            )
             self.stdout.write(f"Gold tasks added for {options['source']!r}: {made}.")
             return
         seconds = time.monotonic() - started
