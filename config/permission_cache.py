@@ -1,5 +1,8 @@
 """Each user's row and permissions, read from the shared cache instead of three queries on every request.
 
+The signed-in user is cached with its permission sets on it, one entry per user (``get_user``); a user
+object made elsewhere (the test client, a management command) has its sets cached apart.
+
 Django's ModelBackend loads a user's own and group permissions once per request; the review page answers many
 requests a second per annotator, and these sets change a few times a year. A change clears the cached sets it
 affects at once (the signal receivers below, connected by ``AnnotationConfig.ready``), in every process, since
@@ -41,7 +44,9 @@ class CachedPermissionsBackend(ModelBackend):
             return super().get_user(user_id)
         if user is None:
             user = super().get_user(user_id)
-            if user is not None:
+            if user is not None and user.is_active:
+                # Its permission sets travel with it (``_perm_cache``): one cache read per request, not two.
+                self.get_all_permissions(user)
                 _cache_call(cache.set, _user_key(user_id), user, TTL_SECONDS)
         return user if self.user_can_authenticate(user) else None
 
@@ -65,7 +70,7 @@ class CachedPermissionsBackend(ModelBackend):
 
 
 def permissions_forget(user_ids) -> None:
-    keys = [_key(user_id) for user_id in user_ids]
+    keys = [key for user_id in user_ids for key in (_key(user_id), _user_key(user_id))]
     if keys:
         _cache_call(cache.delete_many, keys)
 
@@ -109,7 +114,6 @@ def group_deleted(sender: Any, instance: Any, **kwargs) -> None:
 
 def user_saved(sender: Any, instance: Any, **kwargs) -> None:
     permissions_forget([instance.pk])
-    _cache_call(cache.delete, _user_key(instance.pk))
 
 
 def _users_of(instance: Any) -> list[int]:

@@ -4,6 +4,8 @@ Every card has two panels side by side (the thing under review and what it is co
 queries depends neither on how many tasks the queue has nor on how many cards are built together.
 """
 
+import functools
+import operator
 from dataclasses import dataclass, field
 
 from django.db.models import Q
@@ -90,9 +92,19 @@ CARD_RELATED = (
 )
 
 
+# The same, for the cards of one queue: fewer joins to plan and fewer objects to build on every answer.
+CARD_RELATED_BY_KIND = {
+    TaskKind.IMAGE_VERIFICATION: ("image__product__category",),
+    TaskKind.DUPLICATE_MERGE: ("product_a__category", "product_b__category"),
+    TaskKind.HARD_NEGATIVE: ("instance__category", "candidate_instance__category"),
+    TaskKind.SYNTHETIC_VALIDATION: ("image__generated_for__category", "instance__category"),
+}
+
+
 def cards_build(tasks: list[ReviewTask], *, loaded: bool = False) -> list[Card]:
     """Cards for the tasks, in the same order: two queries whatever the number of tasks, one when the tasks
-    were read with ``select_related(*CARD_RELATED)`` (``loaded``)."""
+    were read with ``select_related(*CARD_RELATED)``, or of one queue with its ``CARD_RELATED_BY_KIND``
+    (``loaded``)."""
     if not tasks:
         return []
     order = {task.pk: index for index, task in enumerate(tasks)}
@@ -114,11 +126,17 @@ def cards_build(tasks: list[ReviewTask], *, loaded: bool = False) -> list[Card]:
     by_product: dict[int, list[Image]] = {}
     by_instance: dict[int, list[Image]] = {}
     titles_by_instance: dict[int, list[str]] = {}
+    # Only the conditions a queue needs: one queue's cards name products, or instances, seldom both.
+    subjects = [Q(product_id__in=product_ids)] if product_ids else []
+    if instance_ids:
+        subjects.append(Q(product__instance_id__in=instance_ids))
     images = (
-        Image.objects.filter(Q(product_id__in=product_ids) | Q(product__instance_id__in=instance_ids))
+        Image.objects.filter(functools.reduce(operator.or_, subjects))
         .filter(is_listed=True, origin=Image.Origin.REAL)
         .select_related("product")
         .order_by("product_id", "position", "id")
+        if subjects
+        else []
     )
     for image in images:
         by_product.setdefault(image.product_id, []).append(image)

@@ -23,7 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.models import Image, ReviewDecision, ReviewSkip, ReviewTask
-from annotation.review.cards import CARD_RELATED, cards_build
+from annotation.review.cards import CARD_RELATED_BY_KIND, cards_build
 from annotation.review.decisions import (
     DecisionConflict,
     DecisionRejected,
@@ -219,7 +219,9 @@ def decide(request: HttpRequest, slug: str) -> JsonResponse:
                 )
                 if result.replayed:
                     break  # nothing changed: the deck is topped up as after any other answer, below
-                held = review_tasks_replace_decided(annotator=request.user, kind=kind, related=CARD_RELATED)
+                held = review_tasks_replace_decided(
+                    annotator=request.user, kind=kind, related=CARD_RELATED_BY_KIND[kind]
+                )
                 new = [task for task in held if task.pk not in _have(request)]
                 return _deck_json(
                     request,

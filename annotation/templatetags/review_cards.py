@@ -1,10 +1,11 @@
 """Template helpers of the review pages: responsive image tags, the compare view's data and dictionary
 lookups."""
 
+import functools
 import json
 
 from django import template
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
@@ -15,6 +16,18 @@ from annotation.services.thumbnails import THUMBNAIL_WIDTHS
 register = template.Library()
 
 
+def image_url(image_id: int, width: int) -> str:
+    """``reverse("review:image", args=[image_id, width])``, without resolving the URL pattern each time: a card
+    has a dozen images, each with three widths, and the review page renders a card per answer."""
+    return _image_url_pattern(get_script_prefix()).format(image=image_id, width=width)
+
+
+@functools.cache
+def _image_url_pattern(script_prefix: str) -> str:
+    sample = reverse("review:image", args=[123456789, 987654321])
+    return sample.replace("123456789", "{image}").replace("987654321", "{width}")
+
+
 @register.simple_tag
 def review_img(image: Image, sizes: str = "320px", loading: str = "lazy", css_class: str = "") -> str:
     """An <img> whose srcset offers the thumbnail widths smaller than the original, and the original.
@@ -23,11 +36,11 @@ def review_img(image: Image, sizes: str = "320px", loading: str = "lazy", css_cl
     (``data-full``) is only loaded by the compare view, which a click on the image opens.
     """
     widths = [width for width in THUMBNAIL_WIDTHS if width < image.width] + [image.width]
-    srcset = ", ".join(f"{reverse('review:image', args=[image.pk, width])} {width}w" for width in widths)
+    srcset = ", ".join(f"{image_url(image.pk, width)} {width}w" for width in widths)
     return format_html(
         '<img src="{}" srcset="{}" sizes="{}" width="{}" height="{}" loading="{}" decoding="async" '
         'data-full="{}" data-image="{}" class="{}" alt="image #{}">',
-        reverse("review:image", args=[image.pk, widths[0]]),
+        image_url(image.pk, widths[0]),
         srcset,
         sizes,
         image.width,
@@ -73,7 +86,7 @@ def _compare_side(panel: Panel, label: str, under_review: bool = False) -> dict:
             {
                 "id": image.pk,
                 "full": image.file.url,
-                "thumb": reverse("review:image", args=[image.pk, THUMBNAIL_WIDTHS[0]]),
+                "thumb": image_url(image.pk, THUMBNAIL_WIDTHS[0]),
                 "width": image.width,
                 "height": image.height,
                 "title": image.product.title if image.product_id else "generated image",

@@ -103,6 +103,12 @@ if env.str("DATABASE_URL", default=""):
         DATABASES = {"default": sqlite_database(DATABASES["default"]["NAME"])}
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Parameters sent apart from the statement: psycopg then prepares a statement run five times on one
+        # connection, and PostgreSQL stops parsing and planning the review page's statements on every answer.
+        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
+            "DATABASE_SERVER_SIDE_BINDING", default=True
+        )
 else:
     DATABASES = {"default": sqlite_database(SQLITE_PATH)}
 
@@ -231,7 +237,7 @@ else:
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.redis_cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "twin",
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},

@@ -21,10 +21,12 @@ import psycopg
 import pytest
 import requests
 from django.conf import settings as django_settings
+from django.contrib.auth.models import Group
 from django.db import connection
 
 from annotation.models import Image, ReviewDecision, ReviewQueue, ReviewStatus, ReviewTask
 from annotation.review.task_creation import image_verification_tasks_create
+from annotation.roles import API_USER
 from tests.annotation.review.test_views import _held_cards
 from tests.factories import AnnotatorFactory, ImageFactory
 from tests.mining.test_worker_kill import _wait_for
@@ -110,6 +112,9 @@ def test_a_database_restart_mid_decision_leaves_nothing_half_written(settings, t
     annotator = AnnotatorFactory(username="restart-annie")
     annotator.set_password(PASSWORD)
     annotator.save()
+    # She reads the dataset over the API too: with her session and permissions served from the cache, only a
+    # request she may make reaches the database (an annotator alone gets a 403 without it).
+    annotator.groups.add(Group.objects.get(name=API_USER))
 
     database = connection.settings_dict
     address = {"host": database["HOST"] or "127.0.0.1", "port": int(database["PORT"] or 5432)}
