@@ -101,6 +101,17 @@ def _task_locked(task_id: int) -> ReviewTask | None:
     return next(iter(found.order_by()), None)
 
 
+def _task_and_answer(task_id: int, action: str) -> tuple[ReviewTask, Action] | DecisionRejected:
+    """The task, locked, and the answer of its queue that ``action`` names; or why there is none."""
+    task = _task_locked(task_id)
+    if task is None:
+        return DecisionRejected("closed", "This task no longer exists.")
+    chosen = queue_definition(task.kind).action(action)
+    if chosen is None:
+        return DecisionRejected("invalid_action", f"{action!r} is not an answer of the {task.kind} queue.")
+    return task, chosen
+
+
 def _submit(
     *,
     annotator: AbstractBaseUser,
@@ -110,12 +121,10 @@ def _submit(
     duration_ms: int | None,
 ) -> SubmitResult | DecisionRejected:
     """The answer recorded or replayed, or why not (returned, not raised: see the caller)."""
-    task = _task_locked(task_id)
-    if task is None:
-        return DecisionRejected("closed", "This task no longer exists.")
-    chosen = queue_definition(task.kind).action(action)
-    if chosen is None:
-        return DecisionRejected("invalid_action", f"{action!r} is not an answer of the {task.kind} queue.")
+    found = _task_and_answer(task_id, action)
+    if isinstance(found, DecisionRejected):
+        return found
+    task, chosen = found
     held_by_me = task.status == ReviewTask.Status.OPEN and task.leased_by_id == annotator.pk
     if held_by_me and task.lease_token == submission_key:
         # The usual case: the card on screen, under its current lease. No decision can carry this key yet: a
@@ -237,12 +246,10 @@ def review_decision_change(
     decision, in one transaction. The old row keeps its ``undone_at``; the new one points at it (``replaces``).
     Sending it twice changes once: the second finds the new answer standing.
     """
-    task = _task_locked(task_id)
-    if task is None:
-        raise DecisionRejected("closed", "This task no longer exists.")
-    chosen = queue_definition(task.kind).action(action)
-    if chosen is None:
-        raise DecisionRejected("invalid_action", f"{action!r} is not an answer of the {task.kind} queue.")
+    found = _task_and_answer(task_id, action)
+    if isinstance(found, DecisionRejected):
+        raise found
+    task, chosen = found
     recorded = ReviewDecision.objects.filter(pk=decision_id, task=task, is_adjudication=False).first()
     if recorded is None or recorded.annotator_id != annotator.pk:
         raise DecisionRejected("not_yours", "Only your own answer can be changed here.")

@@ -15,7 +15,8 @@
   "use strict";
 
   const MIN_SEEN_MS = 100;
-  const TAB_ALIVE_MS = 20000;
+  // A background tab's timers may run once a minute: a tab silent for longer than this is taken for closed.
+  const TAB_ALIVE_MS = 90000;
 
   const config = JSON.parse(document.getElementById("review-config").textContent);
   const deck = document.getElementById("deck");
@@ -37,8 +38,13 @@
   const tabId = tabIdentity();
   const outboxKey = `${outboxPrefix}:${tabId}`;
   const aliveKey = (id) => `twin-review-alive:${config.user}:${config.kind}:${id}`;
+  // Answers in conflict that wait for the annotator's choice: shown again after a reload, never dropped.
+  const conflictsPrefix = `twin-review-conflicts:${config.user}:${config.kind}`;
+  const conflictsKey = `${conflictsPrefix}:${tabId}`;
 
   let outbox = loadOutbox();
+  let conflicts = adoptEntries(conflictsPrefix, conflictsKey, (a, b) => a.task === b.task);
+  forgetGoneTabs();
   let sending = false;
   let retryDelay = 1000;
   let retryTimer = null;
@@ -77,27 +83,53 @@
     }
   }
 
-  function loadOutbox() {
-    const entries = readEntries(outboxKey);
-    // Adopt the outboxes of tabs of this queue that are gone (no sign of life for TAB_ALIVE_MS), and the
-    // one an older version of this page kept under the queue's key alone.
+  // This tab's entries under ``ownKey``, with those of the tabs of this queue that are gone (no sign of life
+  // for TAB_ALIVE_MS) under ``prefix`` adopted, and the ones an older version of this page kept under the
+  // prefix alone. ``same(a, b)``: two entries for one thing, kept once.
+  function adoptEntries(prefix, ownKey, same) {
+    const entries = readEntries(ownKey);
     try {
       for (let index = localStorage.length - 1; index >= 0; index -= 1) {
         const key = localStorage.key(index);
-        if (!key || key === outboxKey || !(key === outboxPrefix || key.startsWith(`${outboxPrefix}:`))) continue;
-        const otherTab = key.slice(outboxPrefix.length + 1);
+        if (!key || key === ownKey || !(key === prefix || key.startsWith(`${prefix}:`))) continue;
+        const otherTab = key.slice(prefix.length + 1);
         const alive = Number(localStorage.getItem(aliveKey(otherTab)) || 0);
         if (otherTab && Date.now() - alive < TAB_ALIVE_MS) continue;
         for (const entry of readEntries(key)) {
-          if (!entries.some((mine) => mine.type === entry.type && mine.task === entry.task)) entries.push(entry);
+          if (!entries.some((mine) => same(mine, entry))) entries.push(entry);
         }
         localStorage.removeItem(key);
-        localStorage.removeItem(aliveKey(otherTab));
       }
     } catch {
-      // Storage disabled: this page's outbox lives in memory only.
+      // Storage disabled: this page's entries live in memory only.
     }
     return entries;
+  }
+
+  // The signs of life of tabs that are gone, once their entries have been adopted.
+  function forgetGoneTabs() {
+    try {
+      const prefix = aliveKey("");
+      for (let index = localStorage.length - 1; index >= 0; index -= 1) {
+        const key = localStorage.key(index);
+        if (!key || !key.startsWith(prefix) || key === aliveKey(tabId)) continue;
+        if (Date.now() - Number(localStorage.getItem(key) || 0) >= TAB_ALIVE_MS) localStorage.removeItem(key);
+      }
+    } catch {
+      // nothing to tidy
+    }
+  }
+
+  function loadOutbox() {
+    return adoptEntries(outboxPrefix, outboxKey, (a, b) => a.type === b.type && a.task === b.task);
+  }
+
+  function saveConflicts() {
+    try {
+      localStorage.setItem(conflictsKey, JSON.stringify(conflicts));
+    } catch {
+      // as for the outbox
+    }
   }
 
   function saveOutbox() {
@@ -424,6 +456,10 @@
   // says what was recorded, by whom and when. The annotator keeps that answer or changes it to theirs (or to
   // a third: any answer key on the card); a recorded answer of someone else can only be acknowledged.
   function showConflict(entry, conflict, message) {
+    if (!conflicts.some((waiting) => waiting.task === entry.task)) {
+      conflicts.push({ task: entry.task, html: entry.html, conflict, message });
+      saveConflicts();
+    }
     const template = document.createElement("template");
     template.innerHTML = entry.html.trim();
     const card = template.content.querySelector(".review-card");
@@ -486,6 +522,8 @@
       return;
     }
     card.remove();
+    conflicts = conflicts.filter((waiting) => waiting.task !== card.dataset.task);
+    saveConflicts();
     if (keep) {
       notify(`Task #${card.dataset.task}: “${conflict.label}” stays recorded.`, "info");
       afterDeckChange();
@@ -673,6 +711,8 @@
     notify(`Sending ${outbox.length} answer${outbox.length > 1 ? "s" : ""} from before the page was reloaded.`, "info");
   }
   saveOutbox();
+  for (const waiting of [...conflicts]) showConflict(waiting, waiting.conflict, waiting.message);
+  saveConflicts();
   signOfLife();
   setInterval(signOfLife, 5000);
   afterDeckChange();

@@ -43,6 +43,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1440, "height": 900}
+# The marks of every browser test module (``pytestmark = BROWSER_TEST``): a live server needs real commits.
+BROWSER_TEST = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (/usr/bin/chromium or on PATH)"),
+]
 SOURCE = "demo"
 
 

@@ -4,21 +4,16 @@ exports panel (htmx) and downloads it with its checksum."""
 import hashlib
 import re
 
-import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from annotation.models import Image
-from tests.browser.conftest import CHROMIUM
+from tests.browser.conftest import BROWSER_TEST
 from tests.conftest import image_bytes
 from tests.factories import ResearcherFactory
 from training.models import DatasetExport
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (/usr/bin/chromium or on PATH)"),
-]
+pytestmark = BROWSER_TEST
 
 
 def test_a_researcher_freezes_reads_and_exports_a_snapshot(new_page, reviewed_catalog, screenshots):

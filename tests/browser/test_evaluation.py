@@ -4,20 +4,15 @@ the run with another (the transformers backend really generates, on the CPU)."""
 
 import re
 
-import pytest
 from django.core.management import call_command
 
 from evaluation import tasks
 from evaluation.models import EvaluationResponse, EvaluationRun
 from evaluation.services.runs import evaluation_run_create
-from tests.browser.conftest import CHROMIUM
+from tests.browser.conftest import BROWSER_TEST
 from tests.factories import ResearcherFactory
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (/usr/bin/chromium or on PATH)"),
-]
+pytestmark = BROWSER_TEST
 
 
 def test_a_researcher_launches_an_evaluation_and_reads_its_report(

@@ -3,20 +3,14 @@ live (htmx polling), a pipeline lists its stages, and the page settles when the 
 
 import re
 
-import pytest
-
 from annotation.models import ReviewTask, TaskKind
 from annotation.services.catalog_import import catalog_import
 from jobs.models import Job
 from jobs.services import job_advance, job_create, job_finish, job_log, job_start
-from tests.browser.conftest import CHROMIUM
+from tests.browser.conftest import BROWSER_TEST
 from tests.factories import ResearcherFactory
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (/usr/bin/chromium or on PATH)"),
-]
+pytestmark = BROWSER_TEST
 
 
 def test_a_researcher_starts_a_pipeline_from_the_admin_and_reads_its_stages(

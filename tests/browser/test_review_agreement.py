@@ -5,21 +5,16 @@ page, and the database records it."""
 import io
 import re
 
-import pytest
 from django.core.management import call_command
 
 from annotation.demo_catalog.overlap import NOISY_ANNOTATORS, NoisyAnnotator
 from annotation.demo_catalog.review_tasks import demo_review_tasks_create
 from annotation.models import HardNegativePair, ReviewDecision, ReviewQueue, ReviewTask, TaskKind
 from annotation.review.statistics import annotator_figures, queue_agreement
-from tests.browser.conftest import CHROMIUM, SOURCE
+from tests.browser.conftest import BROWSER_TEST, CHROMIUM, SOURCE
 from tests.factories import ResearcherFactory
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (/usr/bin/chromium or on PATH)"),
-]
+pytestmark = BROWSER_TEST
 
 if CHROMIUM is not None:
     from playwright.sync_api import expect

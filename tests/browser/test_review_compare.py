@@ -11,7 +11,7 @@ import pytest
 
 from annotation.models import Image, ReviewTask, TaskKind
 from annotation.review.task_creation import DuplicateCandidate, duplicate_merge_tasks_create
-from tests.browser.conftest import CHROMIUM
+from tests.browser.conftest import BROWSER_TEST, CHROMIUM
 from tests.browser.test_review_queues import (
     CARD_IMAGES_LOADED,
     SHOWN_CARD,
@@ -21,11 +21,7 @@ from tests.browser.test_review_queues import (
 )
 from tests.factories import AnnotatorFactory
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (/usr/bin/chromium or on PATH)"),
-]
+pytestmark = BROWSER_TEST
 
 if CHROMIUM is not None:
     from playwright.sync_api import expect

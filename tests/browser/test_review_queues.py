@@ -6,7 +6,6 @@ and then checks in the database what was recorded and applied.
 
 import re
 
-import pytest
 from django.db.models import Count
 
 from annotation.models import (
@@ -20,14 +19,10 @@ from annotation.models import (
     TaskKind,
 )
 from annotation.review.queues import QUEUE_SLUGS, queue_definition
-from tests.browser.conftest import CHROMIUM
+from tests.browser.conftest import BROWSER_TEST, CHROMIUM
 from tests.factories import AnnotatorFactory, UserFactory
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (/usr/bin/chromium or on PATH)"),
-]
+pytestmark = BROWSER_TEST
 
 if CHROMIUM is not None:
     from playwright.sync_api import expect

@@ -3,19 +3,14 @@ to the end, without reloading: status, plots, log and checkpoint (the TRL backen
 
 import re
 
-import pytest
 from django.core.management import call_command
 
-from tests.browser.conftest import CHROMIUM
+from tests.browser.conftest import BROWSER_TEST
 from tests.factories import ResearcherFactory
 from training import tasks
 from training.models import TrainingRun
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (/usr/bin/chromium or on PATH)"),
-]
+pytestmark = BROWSER_TEST
 
 
 def test_a_researcher_launches_a_run_and_watches_it_finish(
