@@ -1,16 +1,14 @@
-"""Each user's row and permissions, read from the shared cache instead of three queries on every request.
+"""The signed-in user, with their permission sets, read from the shared cache instead of three queries on every
+request.
 
-The signed-in user is cached with its permission sets on it, one entry per user (``get_user``); a user
-object made elsewhere (the test client, a management command) has its sets cached apart.
-
-Django's ModelBackend loads a user's own and group permissions once per request; the review page answers many
-requests a second per annotator, and these sets change a few times a year. A change clears the cached sets it
-affects at once (the signal receivers below, connected by ``AnnotationConfig.ready``), in every process, since
-the cache is shared; the TTL bounds what a change made behind Django's back (raw SQL) can leave stale. With the
-cache down, permissions are read from the database as usual.
+Django's ModelBackend loads the user and their own and group permissions on every request; the review page
+answers many requests a second per annotator, and these rows change a few times a year. The user is cached with
+its permission sets on it (``_perm_cache``), one entry per user. A change clears the entries it affects at once
+(the signal receivers below, connected by ``AnnotationConfig.ready``), in every process, since the cache is
+shared; the TTL bounds what a change made behind Django's back (raw SQL) can leave stale. With the cache down,
+everything is read from the database as usual.
 """
 
-import logging
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -18,13 +16,9 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 
-logger = logging.getLogger(__name__)
+from config.cache_calls import cache_call
 
 TTL_SECONDS = 300
-
-
-def _key(user_id: int) -> str:
-    return f"auth:permissions:{user_id}"
 
 
 def _user_key(user_id) -> str:
@@ -38,48 +32,19 @@ class CachedPermissionsBackend(ModelBackend):
         A save of the user (a new password, deactivation in the admin) clears it, so a changed password
         still signs the old sessions out at once.
         """
-        try:
-            user = cache.get(_user_key(user_id))
-        except Exception:
-            return super().get_user(user_id)
+        user = cache_call(cache.get, _user_key(user_id))
         if user is None:
             user = super().get_user(user_id)
             if user is not None and user.is_active:
-                # Its permission sets travel with it (``_perm_cache``): one cache read per request, not two.
-                self.get_all_permissions(user)
-                _cache_call(cache.set, _user_key(user_id), user, TTL_SECONDS)
+                self.get_all_permissions(user)  # sets ``_perm_cache``, which travels with the cached user
+                cache_call(cache.set, _user_key(user_id), user, TTL_SECONDS)
         return user if self.user_can_authenticate(user) else None
-
-    def get_all_permissions(self, user_obj, obj=None) -> set[str]:
-        if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
-            return set()
-        if not hasattr(user_obj, "_perm_cache"):
-            try:
-                cached = cache.get(_key(user_obj.pk))
-            except Exception:
-                logger.warning(
-                    "cache unavailable: permissions of user %s read from the database", user_obj.pk
-                )
-                return super().get_all_permissions(user_obj, obj)
-            if cached is not None:
-                user_obj._perm_cache = set(cached)
-            else:
-                permissions = super().get_all_permissions(user_obj, obj)
-                _cache_call(cache.set, _key(user_obj.pk), sorted(permissions), TTL_SECONDS)
-        return user_obj._perm_cache
 
 
 def permissions_forget(user_ids) -> None:
-    keys = [key for user_id in user_ids for key in (_key(user_id), _user_key(user_id))]
+    keys = [_user_key(user_id) for user_id in user_ids]
     if keys:
-        _cache_call(cache.delete_many, keys)
-
-
-def _cache_call(method, *args) -> None:
-    try:
-        method(*args)
-    except Exception:
-        logger.warning("cache unavailable: cached permissions not updated")
+        cache_call(cache.delete_many, keys)
 
 
 def user_permissions_changed(

@@ -8,28 +8,23 @@ Two changes make it fit this site:
   reached (a sign-out during a Redis outage) is gone everywhere within that time, not when it would expire.
 """
 
-import logging
-
 from django.contrib.sessions.backends import cached_db
 
-logger = logging.getLogger(__name__)
+from config.cache_calls import cache_call
 
 CACHE_SECONDS = 300
 
 
 class SessionStore(cached_db.SessionStore):
     def load(self) -> dict:
-        try:
-            data = self._cache.get(self.cache_key)
-        except Exception:
-            data = None
+        data = cache_call(self._cache.get, self.cache_key)
         if data is not None:
             return data
         session = self._get_session_from_db()
         if not session:
             return {}
         data = self.decode(session.session_data)
-        self._cache_call("set", self.cache_key, data, self._cache_seconds(session.expire_date))
+        cache_call(self._cache.set, self.cache_key, data, self._cache_seconds(session.expire_date))
         return data
 
     def exists(self, session_key: str) -> bool:
@@ -37,23 +32,15 @@ class SessionStore(cached_db.SessionStore):
 
     def save(self, must_create: bool = False) -> None:
         super(cached_db.SessionStore, self).save(must_create)
-        self._cache_call("set", self.cache_key, self._session, self._cache_seconds())
+        cache_call(self._cache.set, self.cache_key, self._session, self._cache_seconds())
 
     def delete(self, session_key: str | None = None) -> None:
         super(cached_db.SessionStore, self).delete(session_key)
         session_key = session_key or self.session_key
         if session_key is not None:
-            self._cache_call("delete", self.cache_key_prefix + session_key)
+            cache_call(self._cache.delete, self.cache_key_prefix + session_key)
 
     def _cache_seconds(self, expiry=None) -> int:
         return max(
             0, min(CACHE_SECONDS, self.get_expiry_age(expiry=expiry) if expiry else self.get_expiry_age())
         )
-
-    def _cache_call(self, method: str, *args) -> None:
-        try:
-            getattr(self._cache, method)(*args)
-        except Exception:
-            logger.warning(
-                "cache unavailable: session %s not %s in the cache", (self.session_key or "")[:6], method
-            )

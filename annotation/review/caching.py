@@ -6,42 +6,11 @@ change itself clears it); the queue settings live a few seconds in each process.
 database read, never a failed answer.
 """
 
-import logging
-
-from django.core.cache import cache
-
-logger = logging.getLogger(__name__)
-
 KEYMAP_TTL_SECONDS = 600
 
 
 def keymap_cache_key(user_id: int, kind: str) -> str:
     return f"review:keymap:{user_id}:{kind}"
-
-
-def cache_get(key: str):
-    try:
-        return cache.get(key)
-    except Exception:  # the cache being down must not fail an answer: read the database instead
-        logger.warning("cache unavailable, reading %s from the database", key)
-        return None
-
-
-def cache_set(key: str, value, ttl: int) -> None:
-    try:
-        cache.set(key, value, ttl)
-    except Exception:
-        logger.warning("cache unavailable, %s not cached", key)
-
-
-def cache_delete(key: str) -> bool:
-    """False when the cache could not be reached (then the caller can't rely on the entry being gone)."""
-    try:
-        cache.delete(key)
-        return True
-    except Exception:
-        logger.warning("cache unavailable, %s not cleared", key)
-        return False
 
 
 def queue_settings_changed(**kwargs) -> None:

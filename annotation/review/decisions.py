@@ -217,8 +217,7 @@ def _record(
 
 
 def _label(decision: ReviewDecision) -> str:
-    action = queue_definition(decision.kind).action(decision.action)
-    return f"“{action.label if action else decision.action}”"
+    return f"“{queue_definition(decision.kind).action_label(decision.action)}”"
 
 
 def _change_refusal(task: ReviewTask) -> str | None:

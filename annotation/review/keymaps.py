@@ -1,11 +1,13 @@
 """Each annotator's keyboard map: the default keys of a queue, overridden by their own choices."""
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
 from annotation.models import ReviewerPreferences
-from annotation.review.caching import KEYMAP_TTL_SECONDS, cache_delete, cache_get, cache_set, keymap_cache_key
+from annotation.review.caching import KEYMAP_TTL_SECONDS, keymap_cache_key
 from annotation.review.queues import COMMAND_KEYS, COMMAND_LABELS, RESERVED_KEYS, queue_definition
+from config.cache_calls import cache_call
 
 # Named keys (KeyboardEvent.key values) a user may pick besides single characters.
 NAMED_KEYS = {"ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Backspace", "Delete", "Home", "End"}
@@ -24,11 +26,11 @@ def keymap_labels(*, kind: str) -> dict[str, str]:
 def keymap_get(*, user: AbstractBaseUser, kind: str) -> dict[str, str]:
     """{action or command: key} for this user in this queue. Read from the cache: every card needs it."""
     cache_key = keymap_cache_key(user.pk, kind)
-    saved = cache_get(cache_key)
+    saved = cache_call(cache.get, cache_key)
     if saved is None:
         preferences = ReviewerPreferences.objects.filter(user=user).first()
         saved = preferences.keymap.get(kind, {}) if preferences is not None else {}
-        cache_set(cache_key, saved, KEYMAP_TTL_SECONDS)
+        cache_call(cache.set, cache_key, saved, KEYMAP_TTL_SECONDS)
     keys = keymap_defaults(kind=kind)
     keys.update({name: key for name, key in saved.items() if name in keys})
     return keys
@@ -69,5 +71,5 @@ def keymap_update(*, user: AbstractBaseUser, kind: str, keys: dict[str, str]) ->
         keymap.pop(kind, None)
     preferences.keymap = keymap
     preferences.save(update_fields=["keymap"])
-    cache_delete(keymap_cache_key(user.pk, kind))
+    cache_call(cache.delete, keymap_cache_key(user.pk, kind))
     return chosen

@@ -43,6 +43,11 @@ class QueueDefinition:
     def action(self, code: str) -> Action | None:
         return next((action for action in self.actions if action.code == code), None)
 
+    def action_label(self, code: str) -> str:
+        """The button's label of an answer, or its code when the queue no longer offers it."""
+        action = self.action(code)
+        return action.label if action else code
+
     @property
     def verdicts(self) -> list[str]:
         return list(dict.fromkeys(action.verdict for action in self.actions))

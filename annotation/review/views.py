@@ -206,47 +206,37 @@ def decide(request: HttpRequest, slug: str) -> JsonResponse:
         submission_key, action = request.POST["key"], request.POST["action"]
     except (KeyError, ValueError):
         return _error("bad_request", "The decision was incomplete; reload the page.", 400)
-    duration_ms = _int_or_none(request.POST.get("duration_ms"))
-    for attempt in (1, 2):
+    answer = {"task_id": task_id, "submission_key": submission_key, "action": action}
+    answer["duration_ms"] = _int_or_none(request.POST.get("duration_ms"))
+    try:
         try:
-            with transaction.atomic():
-                result = review_decision_submit(
-                    annotator=request.user,
-                    task_id=task_id,
-                    submission_key=submission_key,
-                    action=action,
-                    duration_ms=duration_ms,
-                )
-                if result.replayed:
-                    break  # nothing changed: the deck is topped up as after any other answer, below
-                held = review_tasks_replace_decided(
-                    annotator=request.user, kind=kind, related=CARD_RELATED_BY_KIND[kind]
-                )
-                new = [task for task in held if task.pk not in _have(request)]
-                return _deck_json(
-                    request,
-                    kind,
-                    held,
-                    new,
-                    loaded=True,
-                    decision=result.decision.pk,
-                    replayed=False,
-                    task=task_id,
-                )
+            return _answer_and_refill(request, kind, **answer)
         except IntegrityError:
-            # Two copies of one answer raced past the task lock (SQLite without it); the second run replays.
-            if attempt == 2:
-                raise
-        except DecisionRejected as exc:
-            # The answer was not recorded, and the page says so on that card; the rest of the deck carries on.
-            status = 400 if exc.code == "invalid_action" else 409
-            extra = {"ok": False, "code": exc.code, "message": str(exc), "task": task_id}
-            if isinstance(exc, DecisionConflict):
-                extra["conflict"] = _conflict_json(request, exc, action)
-            response = _deck_update(request, kind, **extra)
-            response.status_code = status
-            return response
-    return _deck_update(request, kind, decision=result.decision.pk, replayed=True, task=task_id)
+            # Two copies of one answer raced past the task lock; run again: the second finds the first and replays.
+            return _answer_and_refill(request, kind, **answer)
+    except DecisionRejected as exc:
+        # The answer was not recorded, and the page says so on that card; the rest of the deck carries on.
+        extra = {"ok": False, "code": exc.code, "message": str(exc), "task": task_id}
+        if isinstance(exc, DecisionConflict):
+            extra["conflict"] = _conflict_json(request, exc, action)
+        response = _deck_update(request, kind, **extra)
+        response.status_code = 400 if exc.code == "invalid_action" else 409
+        return response
+
+
+def _answer_and_refill(request: HttpRequest, kind: str, **answer) -> JsonResponse:
+    """One transaction: the answer recorded, a task claimed in its place, the new card rendered."""
+    with transaction.atomic():
+        result = review_decision_submit(annotator=request.user, **answer)
+        if not result.replayed:
+            held = review_tasks_replace_decided(
+                annotator=request.user, kind=kind, related=CARD_RELATED_BY_KIND[kind]
+            )
+            new = [task for task in held if task.pk not in _have(request)]
+            extra = {"decision": result.decision.pk, "replayed": False, "task": answer["task_id"]}
+            return _deck_json(request, kind, held, new, loaded=True, **extra)
+    # A replay changed nothing: the deck is topped up as after any other request.
+    return _deck_update(request, kind, decision=result.decision.pk, replayed=True, task=answer["task_id"])
 
 
 def _conflict_json(request: HttpRequest, conflict: DecisionConflict, action: str) -> dict:
@@ -323,10 +313,8 @@ def undo(request: HttpRequest, slug: str) -> JsonResponse:
     except UndoRejected as exc:
         return _error("cannot_undo", str(exc), 409)
     card_html = _cards_html(request, kind, [result.task]) if result.held_again else ""
-    label = queue_definition(kind).action(result.decision.action)
-    message = (
-        f"Undid your answer “{label.label if label else result.decision.action}” on task #{result.task.pk}."
-    )
+    label = queue_definition(kind).action_label(result.decision.action)
+    message = f"Undid your answer “{label}” on task #{result.task.pk}."
     if not result.held_again:
         message += " Another annotator holds it now."
     return JsonResponse(
@@ -469,8 +457,7 @@ def _decisions_by_task(task_ids: list[int]) -> dict[int, list[ReviewDecision]]:
         "annotator"
     )
     for decision in decisions.order_by("created_at"):
-        action = queue_definition(decision.kind).action(decision.action)
-        decision.label = action.label if action else decision.action
+        decision.label = queue_definition(decision.kind).action_label(decision.action)
         found.setdefault(decision.task_id, []).append(decision)
     return found
 

@@ -32,21 +32,20 @@ def _image_url_pattern(script_prefix: str) -> str:
 def review_img(image: Image, sizes: str = "320px", loading: str = "lazy", css_class: str = "") -> str:
     """An <img> whose srcset offers the thumbnail widths smaller than the original, and the original.
 
-    The browser picks the smallest file that fills the space at the screen's pixel density. The original
-    (``data-full``) is only loaded by the compare view, which a click on the image opens.
+    The browser picks the smallest file that fills the space at the screen's pixel density. A click opens the
+    compare view, which finds the original's URL in the card's compare data (``compare_data``) by ``data-image``.
     """
     widths = [width for width in THUMBNAIL_WIDTHS if width < image.width] + [image.width]
     srcset = ", ".join(f"{image_url(image.pk, width)} {width}w" for width in widths)
     return format_html(
         '<img src="{}" srcset="{}" sizes="{}" width="{}" height="{}" loading="{}" decoding="async" '
-        'data-full="{}" data-image="{}" class="{}" alt="image #{}">',
+        'data-image="{}" class="{}" alt="image #{}">',
         image_url(image.pk, widths[0]),
         srcset,
         sizes,
         image.width,
         image.height,
         loading,
-        image.file.url,
         image.pk,
         css_class,
         image.pk,

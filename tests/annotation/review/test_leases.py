@@ -308,3 +308,31 @@ def test_each_annotator_answers_a_gold_task_once(alice, bob, image_tasks, config
     assert gold.status == ReviewTask.Status.OPEN and gold.decision_count == 1
     assert ids(claim(alice, hold=2)) == [regular[1].pk, regular[2].pk]
     assert ids(claim(bob, hold=2)) == [regular[0].pk, gold.pk]
+
+
+def test_the_claim_statement_takes_what_claimable_tasks_lists_first(alice, bob, image_tasks):
+    """The claim is SQL written out once (``leases._claim_sql``): it must agree with the ORM's definition of a
+    claimable task, through priorities, other holders, lapsed leases, my decisions, my skips and gold."""
+    tasks = image_tasks(8)
+    ReviewTask.objects.filter(pk__in=ids(tasks[:4])).update(priority=5)
+    gold_task_create(task=tasks[7], answer="keep")
+    (bobs,) = claim(bob, hold=1)
+    (decided,) = claim(alice, hold=1)
+    review_decision_submit(
+        annotator=alice, task_id=decided.pk, submission_key=decided.lease_token, action="keep"
+    )
+    (skipped,) = claim(alice, hold=1)
+    review_task_skip(annotator=alice, task_id=skipped.pk)
+    (lapsing,) = claim(bob, hold=2)[1:]
+    lapse(lapsing)
+    while True:
+        expected = leases.claimable_tasks(
+            annotator=alice, kind=IMAGES, gold=False, now=timezone.now()
+        ).first()
+        taken = leases.review_task_claim_one(annotator=alice, kind=IMAGES)
+        assert (taken and taken.pk) == (expected and expected.pk)
+        if taken is None:
+            break
+    assert {bobs.pk, decided.pk, skipped.pk}.isdisjoint(ids(review_tasks_held(annotator=alice, kind=IMAGES)))
+    gold = leases.claimable_tasks(annotator=alice, kind=IMAGES, gold=True, now=timezone.now()).first()
+    assert leases._claim(annotator=alice, kind=IMAGES, gold=True).pk == gold.pk
