@@ -40,8 +40,8 @@ CARD_IMAGES_LOADED = """() => {
   return images.length > 0 && images.every((img) => img.complete && img.naturalWidth > 0);
 }"""
 
-# A card to show, or the queue's "done" state.
-CARD_OR_EMPTY = """() => document.querySelector('#deck > .review-card')
+# A card that takes answers (on screen long enough: ``data-seen``), or the queue's "done" state.
+CARD_OR_EMPTY = """() => document.querySelector('#deck > .review-card:first-child[data-seen]')
   || !document.getElementById('empty').hidden"""
 
 
